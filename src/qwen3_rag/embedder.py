@@ -1,0 +1,156 @@
+"""``Qwen3Embedder``: instruction-aware Qwen3-Embedding vectors on any backend."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from qwen3_rag.engine import get_engine, resolve_backend
+from qwen3_rag.engine.base import EmbeddingEngine, l2_normalize
+from qwen3_rag.formats import (
+    DEFAULT_EMBEDDING_MODEL,
+    DEFAULT_INSTRUCTION,
+    DEFAULT_MAX_LENGTH,
+    EmbeddingFormatter,
+    check_texts,
+)
+from qwen3_rag.tokenizer import load_tokenizer
+
+logger = logging.getLogger("qwen3_rag")
+
+MIN_DIMENSIONS = 32
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[tuple[int, Sequence[Any]]]:
+    """Yield (start, slice) pairs of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield start, items[start : start + size]
+
+
+class Qwen3Embedder:
+    """Qwen3-Embedding: documents as they are, queries with an instruction.
+
+    Args:
+        model: hub id or local directory of a Qwen3-Embedding checkpoint.
+        backend: ``"auto"`` (vLLM with CUDA, else transformers), ``"vllm"``, ``"hf"`` or
+            ``"remote"``.
+        query_instruction: the task instruction put in front of queries.
+        dimensions: Matryoshka size (32 to the model's dimension): vectors are truncated,
+            then re-normalised. ``None`` keeps the full size.
+        max_length: longest sequence in tokens (the final ``<|endoftext|>`` included).
+        batch_size: texts handed to the engine per call (default: the backend's preference);
+            a large input streams through in batches of this size.
+        show_progress: show a tqdm progress bar for large inputs.
+        **engine_options: passed to the backend (e.g. ``gpu_memory_utilization`` for vLLM,
+            ``device`` for hf).
+
+    Example:
+        >>> from qwen3_rag import Qwen3Embedder
+        >>> from qwen3_rag.testing import make_tiny_qwen3
+        >>> path = make_tiny_qwen3("/tmp/qwen3-rag-doctest-emb")
+        >>> emb = Qwen3Embedder(path, backend="hf")
+        >>> emb.embed_documents(["Paris is the capital of France."]).shape
+        (1, 64)
+        >>> q = emb.embed_queries(["capital of France?"])
+        >>> round(float((q**2).sum()), 4)
+        1.0
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_EMBEDDING_MODEL,
+        *,
+        backend: str = "auto",
+        query_instruction: str = DEFAULT_INSTRUCTION,
+        dimensions: int | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        **engine_options: Any,
+    ):
+        self.model = model
+        self.backend = resolve_backend(backend)
+        self.query_instruction = query_instruction
+        self.max_length = max_length
+        self.show_progress = show_progress
+        self.engine_options = engine_options
+        self.engine: EmbeddingEngine = get_engine(  # type: ignore[assignment]
+            "embedding", model, self.backend, max_length=max_length, options=engine_options
+        )
+        self.tokenizer = load_tokenizer(self.engine.config.model, engine_options)
+        self.formatter = EmbeddingFormatter(self.tokenizer, max_length)
+        full = self.engine.dimension
+        if dimensions is not None and not (MIN_DIMENSIONS <= dimensions <= full):
+            raise ValueError(
+                f"dimensions must be between {MIN_DIMENSIONS} and the model's {full}, got {dimensions}"
+            )
+        self.dimensions = dimensions
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.batch_size = batch_size or self.engine.preferred_batch_size
+
+    @property
+    def dimension(self) -> int:
+        """Size of the vectors this embedder returns."""
+        return self.dimensions or self.engine.dimension
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """What a vector store records to recognise vectors from this embedder."""
+        return {"model": self.model, "dimension": self.dimension}
+
+    def _run(self, texts: Sequence[str], build: Any) -> np.ndarray:
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        bar = None
+        if self.show_progress and len(texts) > self.batch_size:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), unit="text", desc="embedding")
+        try:
+            for start, part in chunks(texts, self.batch_size):
+                vecs = self.engine.embed(build(part))
+                if self.dimensions is not None:
+                    vecs = l2_normalize(vecs[:, : self.dimensions])
+                out[start : start + len(part)] = vecs
+                if bar is not None:
+                    bar.update(len(part))
+        finally:
+            if bar is not None:
+                bar.close()
+        return out
+
+    def embed_documents(self, texts: Iterable[str]) -> np.ndarray:
+        """Embed documents (no instruction): float32 (n, d), rows L2-normalised."""
+        items = check_texts(texts)
+        return self._run(items, self.formatter.documents)
+
+    def embed_queries(self, queries: Iterable[str], instruction: str | None = None) -> np.ndarray:
+        """Embed queries as ``Instruct: {instruction}\\nQuery:{query}``: float32 (n, d)."""
+        items = check_texts(queries, "queries")
+        instr = self.query_instruction if instruction is None else instruction
+        return self._run(items, functools.partial(self.formatter.queries, instruction=instr))
+
+    def embed_query(self, query: str, instruction: str | None = None) -> np.ndarray:
+        """Embed one query: float32 (d,)."""
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        return self.embed_queries([query], instruction)[0]
+
+    async def aembed_documents(self, texts: Iterable[str]) -> np.ndarray:
+        """Async :meth:`embed_documents`; the work runs in a thread, not on the event loop."""
+        return await asyncio.to_thread(self.embed_documents, list(texts))
+
+    async def aembed_queries(self, queries: Iterable[str], instruction: str | None = None) -> np.ndarray:
+        """Async :meth:`embed_queries`; the work runs in a thread, not on the event loop."""
+        return await asyncio.to_thread(self.embed_queries, list(queries), instruction)
+
+    def __repr__(self) -> str:
+        return (
+            f"Qwen3Embedder(model={self.model!r}, backend={self.backend!r}, "
+            f"dimension={self.dimension})"
+        )

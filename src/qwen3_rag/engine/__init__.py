@@ -1,0 +1,141 @@
+"""Engine layer: backend choice and a process-wide cache of loaded engines.
+
+One process never loads the same model twice: engines are cached by
+(kind, model, backend, max_length, options), so ``Qwen3Embedder`` objects built by the
+LangChain and LlamaIndex adapters with the same settings share one engine.
+
+Example:
+    >>> from qwen3_rag.engine import resolve_backend
+    >>> resolve_backend("hf")
+    'hf'
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import logging
+import threading
+from typing import Any
+
+from qwen3_rag.engine.base import (
+    EmbeddingEngine,
+    Engine,
+    EngineConfig,
+    RerankEngine,
+    check_model,
+    freeze_options,
+)
+
+logger = logging.getLogger("qwen3_rag")
+
+BACKENDS = ("auto", "hf", "vllm", "remote")
+
+_lock = threading.Lock()
+_engines: dict[EngineConfig, Engine] = {}
+
+
+def vllm_available() -> bool:
+    """True when vLLM is importable and a CUDA GPU is visible."""
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def resolve_backend(backend: str) -> str:
+    """Map ``"auto"`` to ``"vllm"`` (importable with CUDA) or ``"hf"``; validate the rest."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != "auto":
+        return backend
+    chosen = "vllm" if vllm_available() else "hf"
+    logger.info("qwen3_rag: backend='auto' chose %r", chosen)
+    return chosen
+
+
+def get_engine(
+    kind: str,
+    model: str,
+    backend: str = "auto",
+    *,
+    max_length: int,
+    options: dict[str, Any] | None = None,
+    yes_id: int | None = None,
+    no_id: int | None = None,
+) -> Engine:
+    """Return the cached engine for these settings, loading it on first use."""
+    if kind not in ("embedding", "reranker"):
+        raise ValueError(f"kind must be 'embedding' or 'reranker', got {kind!r}")
+    options = dict(options or {})
+    backend = resolve_backend(backend)
+    model_ref = model if backend == "remote" else check_model(model)
+    config = EngineConfig(kind, model_ref, backend, max_length, freeze_options(options))
+    with _lock:
+        engine = _engines.get(config)
+        if engine is not None and not engine.closed:
+            return engine
+        engine = _load(config, options, yes_id, no_id)
+        _engines[config] = engine
+        return engine
+
+
+def _load(config: EngineConfig, options: dict[str, Any], yes_id: int | None, no_id: int | None) -> Engine:
+    logger.info("qwen3_rag: loading %s engine %s on %s", config.kind, config.model, config.backend)
+    if config.backend == "hf":
+        from qwen3_rag.engine.hf import HFEmbeddingEngine, HFRerankEngine
+
+        if config.kind == "embedding":
+            return HFEmbeddingEngine(config, options)
+        assert yes_id is not None and no_id is not None
+        return HFRerankEngine(config, options, yes_id=yes_id, no_id=no_id)
+    if config.backend == "vllm":
+        from qwen3_rag.engine.vllm import VLLMEmbeddingEngine, VLLMRerankEngine
+
+        if config.kind == "embedding":
+            return VLLMEmbeddingEngine(config, options)
+        return VLLMRerankEngine(config, options)
+    if config.backend == "remote":
+        from qwen3_rag.engine.remote import RemoteEmbeddingEngine, RemoteRerankEngine
+
+        if config.kind == "embedding":
+            return RemoteEmbeddingEngine(config, options)
+        return RemoteRerankEngine(config, options)
+    raise ValueError(f"unknown backend {config.backend!r}")
+
+
+def loaded_engines() -> list[Engine]:
+    """The engines loaded in this process (for inspection and tests)."""
+    with _lock:
+        return [e for e in _engines.values() if not e.closed]
+
+
+def shutdown_engines() -> None:
+    """Close every cached engine (GPU memory, vLLM processes). Called at exit."""
+    with _lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    for e in engines:
+        try:
+            e.close()
+        except Exception:  # pragma: no cover - best effort at shutdown
+            logger.exception("qwen3_rag: error while closing %s", e.config)
+
+
+atexit.register(shutdown_engines)
+
+__all__ = [
+    "BACKENDS",
+    "EmbeddingEngine",
+    "Engine",
+    "EngineConfig",
+    "RerankEngine",
+    "get_engine",
+    "loaded_engines",
+    "resolve_backend",
+    "shutdown_engines",
+    "vllm_available",
+]

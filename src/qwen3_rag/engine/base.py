@@ -1,0 +1,111 @@
+"""The small interface every backend implements.
+
+Engines take token ids (built by :mod:`qwen3_rag.formats`) and return numpy arrays, so the
+formats live in one place and all backends see exactly the same sequences.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What identifies an engine: one process loads each distinct config once.
+
+    Attributes:
+        kind: ``"embedding"`` or ``"reranker"``.
+        model: hub id or local directory.
+        backend: ``"hf"``, ``"vllm"`` or ``"remote"`` (never ``"auto"``: resolved before).
+        options: backend options (e.g. ``gpu_memory_utilization`` for vLLM, ``device`` for hf).
+        max_length: the longest sequence the engine will be given.
+    """
+
+    kind: str
+    model: str
+    backend: str
+    max_length: int
+    options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+
+def freeze_options(options: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """Turn engine options into a hashable, order-independent key."""
+
+    def freeze(v: Any) -> Any:
+        if isinstance(v, dict):
+            return tuple(sorted((k, freeze(x)) for k, x in v.items()))
+        if isinstance(v, list | tuple):
+            return tuple(freeze(x) for x in v)
+        return v
+
+    return tuple(sorted((k, freeze(v)) for k, v in options.items()))
+
+
+def looks_like_path(model: str) -> bool:
+    """True when ``model`` names a local directory rather than a hub id (``org/name``)."""
+    if os.path.isdir(model):
+        return True
+    if model.startswith(("/", "./", "../", "~", ".\\")) or "\\" in model:
+        return True
+    return model.count("/") > 1
+
+
+def check_model(model: str) -> str:
+    """Validate a model reference; a missing local directory is a clear error."""
+    if not isinstance(model, str) or not model:
+        raise TypeError(f"model must be a hub id or a local directory, got {model!r}")
+    if looks_like_path(model):
+        path = os.path.expanduser(model)
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"model directory not found: {model}")
+        return os.path.abspath(path)
+    return model
+
+
+class Engine(ABC):
+    """Base of all engines: holds the config and a lock that serialises calls."""
+
+    #: how many sequences the caller should hand over per call
+    preferred_batch_size: int = 64
+
+    def __init__(self, config: EngineConfig, options: dict[str, Any]):
+        self.config = config
+        self.options = dict(options)
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def close(self) -> None:
+        """Release the model (GPU memory, worker processes). Idempotent."""
+        self.closed = True
+
+
+class EmbeddingEngine(Engine):
+    """Turns token-id sequences into L2-normalised float32 vectors."""
+
+    dimension: int
+
+    @abstractmethod
+    def embed(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """Return an (n, dimension) float32 array, rows L2-normalised."""
+
+
+class RerankEngine(Engine):
+    """Turns reranker prompt token ids into P(yes) scores."""
+
+    @abstractmethod
+    def score(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """Return an (n,) float32 array of P(yes) in [0, 1]."""
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalisation (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)

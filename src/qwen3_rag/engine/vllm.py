@@ -1,0 +1,170 @@
+"""vLLM backend: ``vllm.LLM(runner="pooling")`` fed with token-id prompts.
+
+Embedding uses LAST pooling with normalisation; the original Qwen3-Reranker checkpoint is
+converted on load into a yes/no sequence classifier (``classifier_from_token``), so
+``LLM.classify`` returns P(yes) computed from the full logits of the two tokens.
+
+Every keyword option passes through to ``vllm.LLM`` (``gpu_memory_utilization``,
+``max_num_seqs``, ``max_num_batched_tokens``, ``enable_prefix_caching``, ``dtype``,
+``tensor_parallel_size``, ...). Defaults leave room for an embedder and a reranker on one GPU
+in one process (``gpu_memory_utilization=0.35`` each).
+
+Start method: vLLM forks its engine-core process by default, and a fork taken after CPU
+torch work can deadlock. Unless the caller set ``VLLM_ENABLE_V1_MULTIPROCESSING`` or
+``VLLM_WORKER_MULTIPROC_METHOD``, the option ``multiprocessing`` decides: ``"off"`` (default)
+runs the engine core in this process (no fork, no ``__main__`` guard needed); ``"spawn"``
+runs it in a spawned process (needs the guard in scripts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from qwen3_rag.engine.base import EmbeddingEngine, EngineConfig, RerankEngine, l2_normalize
+from qwen3_rag.formats import VLLM_RERANKER_OVERRIDES
+
+DEFAULT_VLLM_OPTIONS: dict[str, Any] = {"gpu_memory_utilization": 0.35}
+
+def build_prompts(token_ids: Sequence[Sequence[int]]) -> list[dict[str, list[int]]]:
+    """vLLM ``TokensPrompt``s (a TypedDict: plain dicts) for token-id sequences."""
+    prompts = []
+    for i, ids in enumerate(token_ids):
+        if len(ids) == 0:
+            raise ValueError(f"token sequence {i} is empty")
+        prompts.append({"prompt_token_ids": [int(t) for t in ids]})
+    return prompts
+
+def parse_embeddings(outputs: Sequence[Any]) -> np.ndarray:
+    """(n, d) float32 L2-normalised array from ``LLM.embed`` outputs."""
+    if not outputs:
+        raise ValueError("vLLM returned no outputs")
+    arr = np.asarray([o.outputs.embedding for o in outputs], dtype=np.float32)
+    return l2_normalize(arr)
+
+def parse_probabilities(outputs: Sequence[Any]) -> np.ndarray:
+    """(n,) P(yes) from ``LLM.classify`` outputs of the converted reranker.
+
+    The converted reranker has one label whose probability is P(yes); a two-label
+    classifier is read as [P(no), P(yes)].
+    """
+    scores = np.empty(len(outputs), dtype=np.float32)
+    for i, o in enumerate(outputs):
+        probs = o.outputs.probs
+        if len(probs) == 1:
+            scores[i] = probs[0]
+        elif len(probs) == 2:
+            scores[i] = probs[1]
+        else:
+            raise ValueError(f"unexpected reranker output with {len(probs)} classes")
+    return scores
+
+@contextlib.contextmanager
+def _start_method(mode: str) -> Iterator[None]:
+    """Set vLLM's engine-core start method for the duration of engine construction."""
+    if "VLLM_ENABLE_V1_MULTIPROCESSING" in os.environ or "VLLM_WORKER_MULTIPROC_METHOD" in os.environ:
+        yield
+        return
+    if mode not in ("off", "spawn", "fork"):
+        raise ValueError(f"multiprocessing must be 'off', 'spawn' or 'fork', got {mode!r}")
+    env = (
+        {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+        if mode == "off"
+        else {"VLLM_WORKER_MULTIPROC_METHOD": mode}
+    )
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+def engine_kwargs(config: EngineConfig, options: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments given to ``vllm.LLM`` (unit-tested without vLLM)."""
+
+    opts = {**DEFAULT_VLLM_OPTIONS, **options}
+    opts.pop("multiprocessing", None)
+    kwargs: dict[str, Any] = {
+        "model": config.model,
+        "runner": "pooling",
+        "max_model_len": config.max_length,
+        **opts,
+    }
+    if config.kind == "reranker":
+        overrides = dict(VLLM_RERANKER_OVERRIDES)
+        overrides.update(kwargs.get("hf_overrides") or {})
+        kwargs["hf_overrides"] = overrides
+    return kwargs
+
+def _make_llm(config: EngineConfig, options: dict[str, Any]) -> Any:
+    try:
+        from vllm import LLM
+        from vllm.config import PoolerConfig
+    except ImportError as e:
+        raise ImportError("the 'vllm' backend needs vLLM: pip install 'qwen3-rag[vllm]'") from e
+    kwargs = engine_kwargs(config, options)
+    if config.kind == "embedding" and "pooler_config" not in kwargs:
+        kwargs["pooler_config"] = PoolerConfig(seq_pooling_type="LAST", use_activation=True)
+    with _start_method(options.get("multiprocessing", "off")):
+        return LLM(**kwargs)
+
+class _VLLMMixin:
+    llm: Any
+
+    def close(self) -> None:
+        llm, self.llm = self.llm, None
+        if llm is not None:
+            engine = getattr(llm, "llm_engine", None)
+            core = getattr(engine, "engine_core", None)
+            with contextlib.suppress(Exception):
+                if core is not None and hasattr(core, "shutdown"):
+                    core.shutdown()
+            del llm
+            with contextlib.suppress(Exception):
+                import gc
+
+                import torch
+
+                gc.collect()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+        self.closed = True
+
+class VLLMEmbeddingEngine(_VLLMMixin, EmbeddingEngine):
+    """Qwen3-Embedding on vLLM (LAST pooling, normalised)."""
+
+    preferred_batch_size = 8192
+
+    def __init__(self, config: EngineConfig, options: dict[str, Any]):
+        super().__init__(config, options)
+        self.llm = _make_llm(config, options)
+        self.dimension = int(self.llm.llm_engine.model_config.get_hidden_size())
+
+    def embed(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        prompts = build_prompts(token_ids)
+        with self.lock:
+            outputs = self.llm.embed(prompts, use_tqdm=False)
+        return parse_embeddings(outputs)
+
+class VLLMRerankEngine(_VLLMMixin, RerankEngine):
+    """Qwen3-Reranker on vLLM, converted to a yes/no classifier on load."""
+
+    preferred_batch_size = 4096
+
+    def __init__(self, config: EngineConfig, options: dict[str, Any]):
+        super().__init__(config, options)
+        self.llm = _make_llm(config, options)
+
+    def score(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        prompts = build_prompts(token_ids)
+        with self.lock:
+            outputs = self.llm.classify(prompts, use_tqdm=False)
+        return parse_probabilities(outputs)

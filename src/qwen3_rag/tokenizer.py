@@ -1,0 +1,22 @@
+"""Tokenizer loading, cached per process (the formats need it on every backend)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+
+@functools.lru_cache(maxsize=16)
+def _load(name: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name)
+
+
+def load_tokenizer(model: str, options: dict[str, Any] | None = None) -> Any:
+    """Load the tokenizer of ``model`` (or of ``options["tokenizer"]`` when given)."""
+    name = (options or {}).get("tokenizer") or model
+    tok = _load(name)
+    if not getattr(tok, "is_fast", False):
+        raise TypeError(f"a fast (Rust) tokenizer is required, {name!r} gave {type(tok).__name__}")
+    return tok
