@@ -69,7 +69,7 @@ def check_model(model: str) -> str:
     return model
 
 
-class Engine(ABC):
+class Engine:
     """Base of all engines: holds the config and a lock that serialises calls."""
 
     #: how many sequences the caller should hand over per call
