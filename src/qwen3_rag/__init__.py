@@ -10,6 +10,7 @@ Example:
 
 from qwen3_rag.embedder import Qwen3Embedder
 from qwen3_rag.formats import DEFAULT_INSTRUCTION
+from qwen3_rag.indexing import index_corpus
 from qwen3_rag.reranker import Qwen3Reranker, RerankResult
 from qwen3_rag.store import FaissStore, Hit
 
@@ -26,10 +27,3 @@ __all__ = [
     "index_corpus",
 ]
 
-
-def __getattr__(name: str):  # lazy: indexing pulls in tqdm and the file readers
-    if name == "index_corpus":
-        from qwen3_rag.indexing import index_corpus
-
-        return index_corpus
-    raise AttributeError(f"module 'qwen3_rag' has no attribute {name!r}")

@@ -223,6 +223,8 @@ class FaissStore:
             so that :meth:`load` can refuse another embedder.
         gpu: search on all GPUs (``faiss.index_cpu_to_all_gpus``) when Faiss sees some
             (``"auto"``), never (``False``).
+        expected_size: with ``index="auto"``, pick the index for this many vectors now
+            (an IVF choice then needs :meth:`train` before the first :meth:`add`).
 
     Vectors are expected L2-normalised (what ``Qwen3Embedder`` returns): scores are inner
     products, i.e. cosine similarities. Re-adding an id replaces its text, vector and metadata.
@@ -237,6 +239,7 @@ class FaissStore:
         *,
         embedder: Any = None,
         gpu: bool | str = "auto",
+        expected_size: int | None = None,
     ):
         if not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim must be a positive int, got {dim!r}")
@@ -244,7 +247,8 @@ class FaissStore:
         self.path = Path(path) if path is not None else None
         self.auto = index == "auto"
         if self.auto:
-            self.spec = IndexSpec("flat")
+            n = expected_size or 0
+            self.spec = IndexSpec.for_size(fx.choose_kind(n), n, dim)
         elif isinstance(index, IndexSpec):
             self.spec = index
         elif isinstance(index, Mapping):
@@ -265,6 +269,8 @@ class FaissStore:
         self._conn = self._new_db()
         self._readonly = False
         self.created_at = time.time()
+        self.extra: dict[str, Any] = {}
+        """JSON-serialisable notes saved in the manifest (e.g. the last indexing run)."""
 
     # ------------------------------------------------------------------ basics
     @staticmethod
@@ -489,6 +495,21 @@ class FaissStore:
         found = {r[0]: Record(r[0], r[1], json.loads(r[2])) for r in rows}
         return [found.get(d) for d in id_list]
 
+    def vectors(self, ids: Iterable[str]) -> np.ndarray:
+        """Stored vectors of documents by id, float32 (n, d) (decoded for compressed indexes)."""
+        id_list = [ids] if isinstance(ids, str) else list(ids)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, iid FROM docs WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(id_list),),
+            ).fetchall()
+            found = dict(rows)
+            missing = [d for d in id_list if d not in found]
+            if missing:
+                raise KeyError(f"unknown id {missing[0]!r}")
+            iids = np.array([found[d] for d in id_list], dtype=np.int64)
+            return fx.reconstruct(self._index, iids) if len(iids) else np.empty((0, self.dim), np.float32)
+
     def iter_records(self, batch_size: int = 1000) -> Iterable[Record]:
         """All documents, in insertion order (streamed)."""
         last = -1
@@ -639,6 +660,7 @@ class FaissStore:
                 "created_at": self.created_at,
                 "saved_at": time.time(),
                 "qwen3_rag_version": __version__,
+                "extra": self.extra,
             }
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
@@ -708,7 +730,9 @@ class FaissStore:
                 shutil.rmtree(p, ignore_errors=True)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], embedder: Any = None, *, gpu: bool | str = "auto") -> FaissStore:
+    def load(
+        cls, path: str | os.PathLike[str], embedder: Any = None, *, gpu: bool | str = "auto"
+    ) -> FaissStore:
         """Open a saved store.
 
         Checks the format version and dimension; with ``embedder`` (a ``Qwen3Embedder`` or its
@@ -744,6 +768,7 @@ class FaissStore:
         elif store.spec.kind == "hnsw":
             fx.faiss_module().downcast_index(index.index).hnsw.efSearch = store.spec.ef_search
         store.created_at = float(manifest.get("created_at", time.time()))
+        store.extra = dict(manifest.get("extra") or {})
         store.check_embedder(embedder)
         count = len(store)
         if count != manifest.get("count", count):
