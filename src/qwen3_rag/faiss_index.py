@@ -110,7 +110,10 @@ class IndexSpec:
         return spec
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The parameters that matter for this kind (for manifests and display)."""
+        hnsw = ("hnsw_m", "ef_construction", "ef_search")
+        return {k: v for k, v in asdict(self).items()
+                if v is not None and (self.kind == "hnsw" or k not in hnsw)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexSpec:

@@ -231,6 +231,7 @@ def index_corpus(
     if has_store:
         _, manifest = read_manifest(root)
         check_fingerprint(manifest.get("embedder"), manifest["dimension"], embedder, f"store {root}")
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     if not resume:
         _Staging(root / STAGING).remove()
@@ -252,10 +253,14 @@ def index_corpus(
         )
     run_id = st.get("run_id")
     resumed_from = st.get("consumed", 0)
-    if not st.get("complete", False):
-        _stream(src, st, embedder, batch_size, commit_every, chunk_tokens, chunk_overlap, text_field,
-                id_field, skip_bad_lines, show_progress, resumed_from)
-    store = _build(root, st, embedder, dim, run_id, has_store, index, src.name)
+    try:
+        if not st.get("complete", False):
+            _stream(src, st, embedder, batch_size, commit_every, chunk_tokens, chunk_overlap, text_field,
+                    id_field, skip_bad_lines, show_progress, resumed_from)
+        store = _build(root, st, embedder, dim, run_id, has_store, index, src.name)
+    except BaseException as e:
+        _discard(st, root, created, always=isinstance(e, EmptyCorpusError))
+        raise
     report = IndexReport(
         store_path=str(root), positions=st.get("consumed", 0), documents=st.get("documents", 0),
         chunks=st.get("chunks", 0), skipped=st.get("skipped", 0), resumed_from=resumed_from,
@@ -325,6 +330,16 @@ def _stream(src: Any, st: _Staging, embedder: Any, batch_size: int, commit_every
         bar.close()
 
 
+def _discard(st: _Staging, root: Path, created: bool, always: bool) -> None:
+    """After a failure, leave nothing behind unless there is committed work to resume."""
+    st.conn.rollback()
+    if not always and st.get("consumed", 0) > 0:
+        return  # committed work: kept for a resumed run
+    st.remove()
+    if created and root.is_dir() and not any(root.iterdir()):
+        root.rmdir()
+
+
 def _build(root: Path, st: _Staging, embedder: Any, dim: int, run_id: str, has_store: bool,
            index: Any, name: str) -> FaissStore:
     """Move the staged rows into the store and save it (idempotent per run)."""
@@ -335,7 +350,6 @@ def _build(root: Path, st: _Staging, embedder: Any, dim: int, run_id: str, has_s
     staged = st.count()
     if staged == 0 and (not has_store or len(store) == 0):
         skipped = st.get("skipped", 0)
-        st.remove()
         raise EmptyCorpusError(
             f"empty corpus: no documents in {name}" + (f" ({skipped} bad lines skipped)" if skipped else "")
         )

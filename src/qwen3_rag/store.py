@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from qwen3_rag import faiss_index as fx
+from qwen3_rag.engine.base import looks_like_path
 from qwen3_rag.faiss_index import IndexSpec
 from qwen3_rag.formats import check_texts
 
@@ -103,7 +104,10 @@ def fingerprint_of(embedder: Any) -> dict[str, Any] | None:
             "embedder must have a .fingerprint ({'model', 'dimension'}) or be such a dict, "
             f"got {type(embedder).__name__}"
         )
-    return {"model": fp.get("model"), "dimension": int(fp["dimension"])}
+    model = fp.get("model")
+    if isinstance(model, str) and looks_like_path(model) and os.path.isdir(os.path.expanduser(model)):
+        model = os.path.abspath(os.path.expanduser(model))  # a local checkpoint: where it is
+    return {"model": model, "dimension": int(fp["dimension"])}
 
 
 def check_fingerprint(recorded: Mapping[str, Any] | None, dim: int, embedder: Any, where: str) -> None:
