@@ -112,7 +112,8 @@ def test_chunking_keeps_the_document_link(tmp_path, emb):
 
 def test_bad_lines_and_empty_corpus(tmp_path, emb):
     p = tmp_path / "c.jsonl"
-    p.write_text('{"id": "a", "text": "fine"}\n\n{"id": "b", "text": \n{"id": "c"}\n{"id": "d", "text": "ok"}\n')
+    p.write_text('{"id": "a", "text": "fine"}\n\n{"id": "b", "text": \n'
+                 '{"id": "c"}\n{"id": "d", "text": "ok"}\n')
     with pytest.raises(BadInputError, match=r"c\.jsonl:3: malformed JSON"):
         index_corpus(p, tmp_path / "s1", emb, show_progress=False)
     assert not (tmp_path / "s1").exists()  # nothing committed, nothing left behind

@@ -42,7 +42,7 @@ def filled(data, **kw) -> FaissStore:
 
 
 def test_search_matches_exact_and_round_trips(tmp_path, data):
-    vecs, ids, texts, metas = data
+    vecs, ids, _texts, metas = data
     store = filled(data)
     q = vecs[[3, 42]] + 0.01
     hits = store.search(q, k=5)
@@ -82,7 +82,7 @@ def test_upsert_replaces_text_vector_and_metadata(tmp_path, data):
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", {"kind": "ivf", "nlist": 8}])
 def test_delete(tmp_path, data, kind):
-    vecs, ids, *_ = data
+    vecs, _ids, *_ = data
     store = filled(data, index=kind)
     before = [h.id for h in store.search(vecs[20], k=3)[0]]
     assert before[0] == "doc-20"
@@ -101,7 +101,7 @@ def test_filters_return_k_hits_when_k_match(data, kind, exact_max, monkeypatch):
     from qwen3_rag import store as store_module
 
     monkeypatch.setattr(store_module, "EXACT_FILTER_MAX", exact_max)
-    vecs, ids, texts, metas = data
+    vecs, ids, _texts, metas = data
     store = filled(data, index=kind)
     q = vecs[0]
     approximate = isinstance(kind, dict) and exact_max == 0  # IVF probing 1 list of 8
@@ -192,15 +192,15 @@ def test_crash_inside_save_keeps_previous_version(tmp_path, data, monkeypatch):
 def test_load_checks_dimension_model_and_format(tmp_path, data, tiny_embedding):
     from qwen3_rag import Qwen3Embedder
 
-    vecs, *_ = data
     path = tmp_path / "s"
     store = filled(data, embedder={"model": "org/model-a", "dimension": 16})
     store.save(path)
-    assert FaissStore.load(path, {"model": "org/model-a", "dimension": 16}).fingerprint["model"] == "org/model-a"
-    with pytest.raises(EmbedderMismatchError, match="model-a.*not 'org/model-b'"):
+    same = FaissStore.load(path, {"model": "org/model-a", "dimension": 16})
+    assert same.fingerprint == {"model": "org/model-a", "dimension": 16}
+    with pytest.raises(EmbedderMismatchError, match=r"model-a.*not 'org/model-b'"):
         FaissStore.load(path, {"model": "org/model-b", "dimension": 16})
     emb = Qwen3Embedder(tiny_embedding, backend="hf")  # 64-dimensional
-    with pytest.raises(EmbedderMismatchError, match="16-dimensional.*64-dimensional"):
+    with pytest.raises(EmbedderMismatchError, match=r"16-dimensional.*64-dimensional"):
         FaissStore.load(path, emb)
     with pytest.raises(ValueError, match=r"shape \(n, 16\)"):
         store.search(np.zeros(64, np.float32), k=1)

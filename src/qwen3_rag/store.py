@@ -405,7 +405,7 @@ class FaissStore:
             return []
         with self._lock:
             if self._index is None or not self._index.is_trained:
-                if n < max(self.spec.nlist or 0, 16) * 39:
+                if n < (self.spec.nlist or 16):
                     raise ValueError(
                         f"index {self.spec.kind!r} must be trained first: call store.train(vectors) "
                         "with a representative sample, or use index='auto'"

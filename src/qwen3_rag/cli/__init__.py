@@ -101,6 +101,18 @@ def one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _quiet_libraries() -> None:
+    """Keep stderr for our messages: no model-loading bars or notices from transformers."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        return
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qwen3-rag`` console script; returns the exit status."""
     parser, modules = build_parser()
@@ -109,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(message)s",
     )
+    if not args.verbose:
+        _quiet_libraries()
     module = modules[args.command]
     if module is None:
         cmd = next(c for c in COMMANDS if c.name == args.command)

@@ -36,8 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qwen3_rag.indexing import index_corpus
+    from qwen3_rag.sources import open_source
     from qwen3_rag.store import read_manifest
 
+    source = open_source(args.source)  # a missing or unknown file fails before any model loads
     recorded = None
     try:
         recorded = (read_manifest(args.store)[1].get("embedder") or {})
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     embedder = make_embedder(args, model=(recorded or {}).get("model"),
                              dimension=(recorded or {}).get("dimension"))
     report = index_corpus(
-        args.source, args.store, embedder, batch_size=args.batch_size, commit_every=args.commit_every,
+        source, args.store, embedder, batch_size=args.batch_size, commit_every=args.commit_every,
         resume=not args.no_resume, chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
         text_field=args.text_field, id_field=args.id_field, skip_bad_lines=args.skip_bad_lines,
         show_progress=progress_wanted(args), index=args.index,
