@@ -24,7 +24,8 @@ Example:
     ['1', '2', '3', '4']
     >>> [h.id for h in store.search(vecs[2], k=2, filter={"lang": "en"})[0]]
     ['3', '1']
-    >>> store.save("/tmp/qwen3-rag-doctest-store"); len(FaissStore.load("/tmp/qwen3-rag-doctest-store"))
+    >>> _ = store.save("/tmp/qwen3-rag-doctest-store")
+    >>> len(FaissStore.load("/tmp/qwen3-rag-doctest-store"))
     4
 """
 
