@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,25 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[tuple[int, Sequence[Any]
     """Yield (start, slice) pairs of at most ``size`` items."""
     for start in range(0, len(items), size):
         yield start, items[start : start + size]
+
+
+def prefetched(
+    parts: Iterator[tuple[int, Sequence[Any]]], build: Callable[[Sequence[Any]], list[list[int]]]
+) -> Iterator[tuple[int, Sequence[Any], list[list[int]]]]:
+    """Yield (start, part, build(part)), tokenizing the next part in a thread meanwhile.
+
+    The Rust tokenizer releases the GIL, so tokenization of batch k+1 overlaps the engine's
+    work on batch k.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen3-rag-tok") as pool:
+        pending = None
+        for start, part in parts:
+            fut = pool.submit(build, part)
+            if pending is not None:
+                yield pending[0], pending[1], pending[2].result()
+            pending = (start, part, fut)
+        if pending is not None:
+            yield pending[0], pending[1], pending[2].result()
 
 
 class Qwen3Embedder:
@@ -112,8 +132,8 @@ class Qwen3Embedder:
 
             bar = tqdm(total=len(texts), unit="text", desc="embedding")
         try:
-            for start, part in chunks(texts, self.batch_size):
-                vecs = self.engine.embed(build(part))
+            for start, part, token_ids in prefetched(chunks(texts, self.batch_size), build):
+                vecs = self.engine.embed(token_ids)
                 if self.dimensions is not None:
                     vecs = l2_normalize(vecs[:, : self.dimensions])
                 out[start : start + len(part)] = vecs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from qwen3_rag.embedder import chunks
+from qwen3_rag.embedder import chunks, prefetched
 from qwen3_rag.engine import get_engine, resolve_backend
 from qwen3_rag.engine.base import RerankEngine, check_model
 from qwen3_rag.formats import (
@@ -110,8 +111,9 @@ class Qwen3Reranker:
                 )
         instr = self.instruction if instruction is None else instruction
         out = np.empty(len(items), dtype=np.float32)
-        for start, part in chunks(items, self.batch_size):
-            out[start : start + len(part)] = self.engine.score(self.formatter.pairs(part, instr))
+        build = functools.partial(self.formatter.pairs, instruction=instr)
+        for start, part, token_ids in prefetched(chunks(items, self.batch_size), build):
+            out[start : start + len(part)] = self.engine.score(token_ids)
         return out
 
     def score(self, query: str, documents: Iterable[str], instruction: str | None = None) -> np.ndarray:

@@ -85,6 +85,13 @@ def get_engine(
 
 def _load(config: EngineConfig, options: dict[str, Any], yes_id: int | None, no_id: int | None) -> Engine:
     logger.info("qwen3_rag: loading %s engine %s on %s", config.kind, config.model, config.backend)
+    if int(options.get("data_parallel_size", 1)) * int(options.get("engines_per_gpu", 1)) > 1:
+        from qwen3_rag.engine.pool import PoolEmbeddingEngine, PoolRerankEngine
+
+        if config.kind == "embedding":
+            return PoolEmbeddingEngine(config, options)
+        return PoolRerankEngine(config, options, yes_id=yes_id, no_id=no_id)
+    options = {k: v for k, v in options.items() if k not in ("data_parallel_size", "engines_per_gpu")}
     if config.backend == "hf":
         from qwen3_rag.engine.hf import HFEmbeddingEngine, HFRerankEngine
 

@@ -1,0 +1,50 @@
+"""Data-parallel engine pool: worker processes, scatter/gather order, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qwen3_rag import Qwen3Embedder, Qwen3Reranker
+from qwen3_rag.engine.pool import pack, split_by_tokens, unpack
+
+
+def test_pack_roundtrip():
+    seqs = [[1, 2, 3], [4], [5, 6]]
+    flat, offsets = pack(seqs)
+    assert flat.dtype == np.int32 and offsets.tolist() == [0, 3, 4, 6]
+    assert unpack(flat, offsets) == seqs
+
+
+def test_split_by_tokens_is_contiguous_and_balanced():
+    lengths = [10] * 7 + [100] + [10] * 12
+    ranges = split_by_tokens(lengths, 3)
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(lengths)
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    sums = [sum(lengths[a:b]) for a, b in ranges]
+    assert max(sums) <= 2 * min(sums)
+    assert split_by_tokens([5], 4) == [(0, 1)]
+
+
+def test_pool_of_two_processes_matches_single_engine(tiny_embedding, tiny_reranker):
+    texts = [f"document number {i} " + "word " * (i % 13) for i in range(50)]
+    single = Qwen3Embedder(tiny_embedding, backend="hf")
+    pooled = Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2)
+    assert type(pooled.engine).__name__ == "PoolEmbeddingEngine"
+    assert len(pooled.engine.pool.procs) == 2
+    assert all(p.is_alive() for p in pooled.engine.pool.procs)
+    np.testing.assert_allclose(pooled.embed_documents(texts), single.embed_documents(texts), atol=1e-5)
+    assert pooled.embed_documents([]).shape == (0, 64)
+
+    rr1 = Qwen3Reranker(tiny_reranker, backend="hf")
+    rr2 = Qwen3Reranker(tiny_reranker, backend="hf", engines_per_gpu=2)
+    np.testing.assert_allclose(rr2.score("q", texts), rr1.score("q", texts), atol=1e-5)
+
+    procs = list(pooled.engine.pool.procs)
+    pooled.engine.close()
+    assert not any(p.is_alive() for p in procs)
+
+
+def test_pool_worker_start_failure_is_reported(tiny_embedding):
+    with pytest.raises(RuntimeError, match="worker failed to start.*unknown option"):
+        Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, not_an_option=1)
