@@ -1,0 +1,36 @@
+"""LangChain's own standard test suites (``langchain-tests``) run against the adapters."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("langchain_core")
+pytest.importorskip("langchain_tests")
+
+from langchain_qwen3_rag import Qwen3Embeddings
+from langchain_tests.integration_tests import EmbeddingsIntegrationTests
+from langchain_tests.unit_tests import EmbeddingsUnitTests
+
+
+class _TinyModel:
+    """Points the suites at the session's tiny checkpoint on the CPU (hf) backend."""
+
+    @pytest.fixture(autouse=True)
+    def _tiny_path(self, tiny_embedding: str) -> None:
+        self.tiny_path = tiny_embedding
+
+    @property
+    def embeddings_class(self) -> type[Qwen3Embeddings]:
+        return Qwen3Embeddings
+
+    @property
+    def embedding_model_params(self) -> dict:
+        return {"model": self.tiny_path, "backend": "hf"}
+
+
+class TestQwen3EmbeddingsUnit(_TinyModel, EmbeddingsUnitTests):
+    pass
+
+
+class TestQwen3EmbeddingsIntegration(_TinyModel, EmbeddingsIntegrationTests):
+    pass
