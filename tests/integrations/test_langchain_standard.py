@@ -7,8 +7,8 @@ import pytest
 pytest.importorskip("langchain_core")
 pytest.importorskip("langchain_tests")
 
-from langchain_qwen3_rag import Qwen3Embeddings
-from langchain_tests.integration_tests import EmbeddingsIntegrationTests
+from langchain_qwen3_rag import Qwen3Embeddings, Qwen3FaissVectorStore
+from langchain_tests.integration_tests import EmbeddingsIntegrationTests, VectorStoreIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 
@@ -34,3 +34,11 @@ class TestQwen3EmbeddingsUnit(_TinyModel, EmbeddingsUnitTests):
 
 class TestQwen3EmbeddingsIntegration(_TinyModel, EmbeddingsIntegrationTests):
     pass
+
+
+class TestQwen3FaissVectorStoreStandard(VectorStoreIntegrationTests):
+    """The suite's own deterministic fake embeddings (size 6) over a real Faiss store."""
+
+    @pytest.fixture
+    def vectorstore(self) -> Qwen3FaissVectorStore:
+        return Qwen3FaissVectorStore(self.get_embeddings())
