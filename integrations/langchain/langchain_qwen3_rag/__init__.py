@@ -2,9 +2,9 @@
 
 Example:
     >>> from langchain_qwen3_rag import Qwen3Embeddings, Qwen3FaissVectorStore, Qwen3Rerank  # doctest: +SKIP
-    >>> embeddings = Qwen3Embeddings()             # Qwen/Qwen3-Embedding-0.6B
-    >>> reranker = Qwen3Rerank(top_n=3)            # Qwen/Qwen3-Reranker-0.6B
-    >>> store = Qwen3FaissVectorStore.from_texts(["Paris is in France."], embeddings)
+    >>> embeddings = Qwen3Embeddings()            # doctest: +SKIP
+    >>> reranker = Qwen3Rerank(top_n=3)           # doctest: +SKIP
+    >>> store = Qwen3FaissVectorStore.from_texts(["Paris is in France."], embeddings)  # doctest: +SKIP
 """
 
 from langchain_qwen3_rag.embeddings import Qwen3Embeddings
