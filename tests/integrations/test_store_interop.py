@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -90,3 +96,38 @@ def test_llamaindex_store_opens_in_core_and_langchain(models, tmp_path):
     _same(_llama(tmp_path / "li", li), reference)
     doc = Qwen3FaissVectorStore.load_local(tmp_path / "li", lc).get_by_ids(["m"])[0]
     assert doc.page_content == RECORDS[2]["text"] and doc.metadata == {"lang": "es"}
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str) -> str:
+    """Run ``python -m qwen3_rag ...`` on this checkout's code; return its stdout."""
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*inherited, str(ROOT / "src")])}
+    proc = subprocess.run([sys.executable, "-m", "qwen3_rag", *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_cli_index_opens_in_both_frameworks(models, tmp_path, tiny_embedding):
+    core, lc, li = models
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+    _cli("index", str(corpus), "--store", str(tmp_path / "cli"), "--model", tiny_embedding,
+         "--backend", "hf", "--no-progress")
+    reference = _core(tmp_path / "cli", core)
+    _same(_langchain(tmp_path / "cli", lc), reference)
+    _same(_llama(tmp_path / "cli", li), reference)
+
+
+def test_framework_stores_open_in_cli_search(models, tmp_path):
+    _, lc, li = models
+    store = Qwen3FaissVectorStore.from_texts([r["text"] for r in RECORDS], lc, ids=[r["id"] for r in RECORDS])
+    store.save_local(tmp_path / "lc")
+    out = json.loads(_cli("search", QUERY, "--store", str(tmp_path / "lc"), "-k", "4", "--backend", "hf",
+                          "--json"))  # the embedding model comes from the store's manifest
+    got = [(r["id"], r["score"]) for r in out["results"]]
+    _same(got, _langchain(tmp_path / "lc", lc))
+    _same(got, _llama(tmp_path / "lc", li))
