@@ -35,3 +35,18 @@ async def test_async_thresholds_and_bad_values(rr):
     for kw in ({"score_threshold": 1.2}, {"min_confidence": -0.5}):
         with pytest.raises(ValueError, match="must be between 0 and 1"):
             rr.rerank("q", DOCS, **kw)
+
+
+def test_search_documents_min_confidence_uses_the_reranker_filter(rr, tiny_embedding):
+    from qwen3_rag import FaissStore, Qwen3Embedder
+    from qwen3_rag.retrieval import search_documents
+
+    emb = Qwen3Embedder(tiny_embedding, backend="hf")
+    store = FaissStore(emb.dimension, embedder=emb)
+    store.add(DOCS, emb.embed_documents(DOCS), ids=[str(i) for i in range(len(DOCS))])
+    conf = np.abs(2 * rr.score("capital of France?", DOCS) - 1)
+    c = float(np.median(conf))
+    resp = search_documents(store, emb, "capital of France?", k=len(DOCS), reranker=rr, min_confidence=c)
+    assert resp.total_found == int((conf >= c).sum())
+    assert sorted(r.id for r in resp.results) == [str(i) for i in range(len(DOCS)) if conf[i] >= c]
+    assert all(r.confidence >= c for r in resp.results)
