@@ -129,15 +129,30 @@ class Qwen3Reranker:
         documents: Sequence[str],
         top_n: int | None = None,
         instruction: str | None = None,
+        *,
+        score_threshold: float | None = None,
+        min_confidence: float | None = None,
     ) -> list[RerankResult]:
-        """Documents' indices and scores, best first (stable on ties), at most ``top_n``."""
+        """Documents' indices and scores, best first (stable on ties), at most ``top_n``.
+
+        ``score_threshold`` drops results whose P(yes) is below it and ``min_confidence``
+        those whose confidence ``|2p - 1|`` is below it; ``top_n`` applies after both.
+        """
         if top_n is not None and top_n < 0:
             raise ValueError(f"top_n must be >= 0, got {top_n}")
+        for name, value in (("score_threshold", score_threshold), ("min_confidence", min_confidence)):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
         scores = self.score(query, documents, instruction)
         order = np.argsort(-scores, kind="stable")
-        if top_n is not None:
-            order = order[:top_n]
-        return [RerankResult(int(i), float(scores[i])) for i in order]
+        results = [RerankResult(int(i), float(scores[i])) for i in order]
+        results = [
+            r
+            for r in results
+            if (score_threshold is None or r.score >= score_threshold)
+            and (min_confidence is None or r.confidence >= min_confidence)
+        ]
+        return results if top_n is None else results[:top_n]
 
     async def ascore(
         self, query: str, documents: Iterable[str], instruction: str | None = None
@@ -146,10 +161,25 @@ class Qwen3Reranker:
         return await asyncio.to_thread(self.score, query, list(documents), instruction)
 
     async def arerank(
-        self, query: str, documents: Sequence[str], top_n: int | None = None, instruction: str | None = None
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        instruction: str | None = None,
+        *,
+        score_threshold: float | None = None,
+        min_confidence: float | None = None,
     ) -> list[RerankResult]:
         """Async :meth:`rerank`, run in a thread."""
-        return await asyncio.to_thread(self.rerank, query, list(documents), top_n, instruction)
+        return await asyncio.to_thread(
+            functools.partial(
+                self.rerank, score_threshold=score_threshold, min_confidence=min_confidence
+            ),
+            query,
+            list(documents),
+            top_n,
+            instruction,
+        )
 
     def __repr__(self) -> str:
         return f"Qwen3Reranker(model={self.model!r}, backend={self.backend!r})"

@@ -105,9 +105,10 @@ def search_documents(
         results = [SearchResult(i + 1, h.id, h.score, h.text, h.metadata) for i, h in enumerate(hits)]
         total = len(hits)
     else:
-        ranked = reranker.rerank(query, [h.text for h in hits], instruction=instruction) if hits else []
-        if min_confidence is not None:
-            ranked = [r for r in ranked if r.confidence >= min_confidence]
+        texts = [h.text for h in hits]
+        ranked = []
+        if hits:
+            ranked = reranker.rerank(query, texts, instruction=instruction, min_confidence=min_confidence)
         total = len(ranked)
         results = [
             SearchResult(i + 1, hits[r.index].id, hits[r.index].score, hits[r.index].text,

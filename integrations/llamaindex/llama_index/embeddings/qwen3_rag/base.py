@@ -1,0 +1,84 @@
+"""``Qwen3Embedding``: LlamaIndex ``BaseEmbedding`` over the core :class:`qwen3_rag.Qwen3Embedder`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+
+from qwen3_rag import Qwen3Embedder
+from qwen3_rag.formats import DEFAULT_EMBEDDING_MODEL, DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
+
+DEFAULT_EMBED_BATCH_SIZE = 32
+
+
+class Qwen3Embedding(BaseEmbedding):
+    """Qwen3-Embedding for LlamaIndex: text embeddings as they are, queries with an instruction.
+
+    A thin wrapper over :class:`qwen3_rag.Qwen3Embedder`; its engine is cached per process,
+    so this and LangChain's ``Qwen3Embeddings`` built with the same settings share one model.
+
+    Args:
+        model_name: hub id or local directory of a Qwen3-Embedding checkpoint.
+        backend: ``"auto"``, ``"vllm"``, ``"hf"`` or ``"remote"``.
+        query_instruction: the task instruction put in front of queries only.
+        dimensions: Matryoshka size; ``None`` keeps the model's full size.
+        max_length: longest sequence in tokens.
+        embed_batch_size: texts per call (LlamaIndex batches ``get_text_embedding_batch``).
+        engine_kwargs: backend options (``device`` for hf, ``gpu_memory_utilization`` for vLLM...).
+
+    Example:
+        >>> from llama_index.embeddings.qwen3_rag import Qwen3Embedding
+        >>> from llama_index.core import Settings
+        >>> Settings.embed_model = Qwen3Embedding()   # doctest: +SKIP
+    """
+
+    model_name: str = Field(default=DEFAULT_EMBEDDING_MODEL, description="Qwen3-Embedding id or directory.")
+    embed_batch_size: int = Field(default=DEFAULT_EMBED_BATCH_SIZE, gt=0, description="Texts per call.")
+    backend: str = Field(default="auto", description="'auto', 'vllm', 'hf' or 'remote'.")
+    query_instruction: str = Field(default=DEFAULT_INSTRUCTION, description="Instruction for queries.")
+    dimensions: int | None = Field(default=None, description="Matryoshka size (None: full).")
+    max_length: int = Field(default=DEFAULT_MAX_LENGTH, description="Longest sequence in tokens.")
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="Backend options.")
+
+    _embedder: Qwen3Embedder = PrivateAttr()
+
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
+        self._embedder = Qwen3Embedder(
+            self.model_name,
+            backend=self.backend,
+            query_instruction=self.query_instruction,
+            dimensions=self.dimensions,
+            max_length=self.max_length,
+            batch_size=self.embed_batch_size,
+            **self.engine_kwargs,
+        )
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "Qwen3Embedding"
+
+    @property
+    def embedder(self) -> Qwen3Embedder:
+        """The core embedder doing the work."""
+        return self._embedder
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self._embedder.embed_query(query).tolist()
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._embedder.embed_documents([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return self._embedder.embed_documents(texts).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return (await self._embedder.aembed_queries([query]))[0].tolist()
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return (await self._embedder.aembed_documents([text]))[0].tolist()
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return (await self._embedder.aembed_documents(texts)).tolist()

@@ -1,0 +1,133 @@
+"""LangChain Qwen3FaissVectorStore with Qwen3 embeddings: scores, filters, thresholds, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("langchain_core")
+
+from langchain_core.documents import Document
+from langchain_qwen3_rag import Qwen3Embeddings, Qwen3FaissVectorStore, Qwen3Rerank
+from qwen3_rag.store import EmbedderMismatchError
+
+from qwen3_rag import FaissStore, Qwen3Embedder
+
+TEXTS = [
+    "Paris is the capital of France.",
+    "Berlin ist die Hauptstadt Deutschlands.",
+    "Madrid es la capital de España.",
+    "Rome is the capital of Italy.",
+    "Lisboa é a capital de Portugal.",
+    "Bananas are rich in potassium.",
+]
+LANGS = ["en", "de", "es", "en", "pt", "en"]
+QUERY = "Which city is the capital of France?"
+
+
+@pytest.fixture(scope="module")
+def embeddings(tiny_embedding: str) -> Qwen3Embeddings:
+    return Qwen3Embeddings(model=tiny_embedding, backend="hf")
+
+
+@pytest.fixture
+def store(embeddings) -> Qwen3FaissVectorStore:
+    metas = [{"lang": lang, "n": i} for i, lang in enumerate(LANGS)]
+    ids = [f"t{i}" for i in range(6)]
+    return Qwen3FaissVectorStore.from_texts(TEXTS, embeddings, metadatas=metas, ids=ids)
+
+
+@pytest.fixture(scope="module")
+def cosines(tiny_embedding) -> np.ndarray:
+    core = Qwen3Embedder(tiny_embedding, backend="hf")
+    return core.embed_documents(TEXTS) @ core.embed_queries([QUERY])[0]
+
+
+def test_scores_are_cosines_best_first(store, cosines):
+    pairs = store.similarity_search_with_score(QUERY, k=4)
+    assert [d.id for d, _ in pairs] == [f"t{i}" for i in np.argsort(-cosines)[:4]]
+    np.testing.assert_allclose([s for _, s in pairs], np.sort(cosines)[::-1][:4], atol=1e-5)
+    d = pairs[0][0]
+    assert d.page_content == TEXTS[d.metadata["n"]] and d.metadata["lang"] == LANGS[d.metadata["n"]]
+    assert store.store.fingerprint == store.embeddings.embedder.fingerprint
+
+
+def test_filters_and_score_threshold(store, cosines):
+    english = store.similarity_search(QUERY, k=6, filter={"lang": "en"})
+    assert sorted(d.id for d in english) == ["t0", "t3", "t5"]
+    got = store.similarity_search(QUERY, k=6, filter={"lang": {"$in": ["de", "pt"]}})
+    assert sorted(d.id for d in got) == ["t1", "t4"]
+    t = float(np.median(cosines))
+    expected = {f"t{i}" for i in range(6) if cosines[i] >= t}
+    assert {d.id for d in store.similarity_search(QUERY, k=6, score_threshold=t)} == expected
+    plain = store.as_retriever(search_kwargs={"k": 6, "score_threshold": t})
+    assert {d.id for d in plain.invoke(QUERY)} == expected
+    assert 0 < t < 1  # relevance scores are the cosines clipped to [0, 1]: same threshold scale
+    thr = store.as_retriever(search_type="similarity_score_threshold",
+                             search_kwargs={"k": 6, "score_threshold": t})
+    assert {d.id for d in thr.invoke(QUERY)} == expected
+    with pytest.raises(ValueError, match="unknown filter operator"):
+        store.similarity_search(QUERY, filter={"lang": {"$regex": "e."}})
+
+
+async def test_async_search_and_add(store, embeddings):
+    sync = store.similarity_search_with_score(QUERY, k=3)
+    assert await store.asimilarity_search_with_score(QUERY, k=3) == sync
+    assert await store.asimilarity_search(QUERY, k=3) == [d for d, _ in sync]
+    ids = await store.aadd_texts(["Athens is the capital of Greece."], [{"lang": "en"}], ids=["t6"])
+    assert ids == ["t6"] and store.get_by_ids(["t6"])[0].page_content.startswith("Athens")
+
+
+def test_mmr_returns_distinct_documents(store):
+    docs = store.max_marginal_relevance_search(QUERY, k=3, fetch_k=6)
+    assert len(docs) == 3 and len({d.id for d in docs}) == 3
+    assert docs[0].id == store.similarity_search(QUERY, k=1)[0].id
+    mmr = store.as_retriever(search_type="mmr", search_kwargs={"k": 2, "fetch_k": 6})
+    assert len(mmr.invoke(QUERY)) == 2
+
+
+def test_save_local_load_local_without_pickle(store, embeddings, tmp_path, tiny_embedding):
+    before = store.similarity_search_with_score(QUERY, k=6)
+    store.save_local(tmp_path / "idx")
+    assert not [p for p in tmp_path.rglob("*") if p.suffix in (".pkl", ".pickle")]
+    loaded = Qwen3FaissVectorStore.load_local(tmp_path / "idx", embeddings)  # no dangerous flag
+    after = loaded.similarity_search_with_score(QUERY, k=6)
+    assert [(d.id, d.page_content, d.metadata) for d, _ in after] == [
+        (d.id, d.page_content, d.metadata) for d, _ in before
+    ]
+    np.testing.assert_allclose([s for _, s in after], [s for _, s in before], atol=1e-6)
+    loaded.delete(["t0"])
+    assert "t0" not in {d.id for d in loaded.similarity_search(QUERY, k=6)}
+    assert "t0" in {d.id for d in Qwen3FaissVectorStore.load_local(tmp_path / "idx", embeddings)
+                    .similarity_search(QUERY, k=6)}  # the saved copy is untouched until saved
+    smaller = Qwen3Embeddings(model=tiny_embedding, backend="hf", dimensions=32)
+    with pytest.raises(EmbedderMismatchError):
+        Qwen3FaissVectorStore.load_local(tmp_path / "idx", smaller)
+    with pytest.raises(EmbedderMismatchError):
+        Qwen3FaissVectorStore(smaller, FaissStore.load(tmp_path / "idx"))
+
+
+def test_retriever_then_rerank_in_lcel(store, tiny_reranker):
+    runnables = pytest.importorskip("langchain_core.runnables")
+    rerank = Qwen3Rerank(model=tiny_reranker, backend="hf", top_n=2)
+    retriever = store.as_retriever(search_kwargs={"k": 5})
+    chain = runnables.RunnableParallel(docs=retriever, question=runnables.RunnablePassthrough()) | (
+        lambda x: rerank.compress_documents(x["docs"], x["question"])
+    )
+    out = chain.invoke(QUERY)
+    assert len(out) == 2 and all(isinstance(d, Document) for d in out)
+    assert {d.id for d in out} <= {d.id for d in retriever.invoke(QUERY)}
+    assert out[0].metadata["relevance_score"] >= out[1].metadata["relevance_score"]
+
+
+def test_bad_inputs(embeddings):
+    with pytest.raises(TypeError, match="LangChain Embeddings"):
+        Qwen3FaissVectorStore("not embeddings")  # type: ignore[arg-type]
+    empty = Qwen3FaissVectorStore(embeddings)
+    assert empty.similarity_search(QUERY) == [] and len(empty) == 0
+    with pytest.raises(TypeError, match="single string"):
+        empty.add_texts("oops")
+    with pytest.raises(ValueError, match="needs the ids"):
+        empty.delete()
+    with pytest.raises(TypeError, match="JSON"):
+        empty.add_texts(["x"], [{"bad": object()}])
