@@ -63,7 +63,7 @@ def reference_rerank_ids(tokenizer, pairs, instruction, max_length):
     """The Qwen3-Reranker model card's ``process_inputs``, written out independently."""
     prefix = (
         "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and "
-        "the Instruct provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n"
+        'the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
         "<|im_start|>user\n"
     )
     suffix = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
@@ -71,7 +71,10 @@ def reference_rerank_ids(tokenizer, pairs, instruction, max_length):
     suffix_tokens = tokenizer.encode(suffix, add_special_tokens=False)
     texts = [f"<Instruct>: {instruction}\n<Query>: {q}\n<Document>: {d}" for q, d in pairs]
     inputs = tokenizer(
-        texts, padding=False, truncation="longest_first", return_attention_mask=False,
+        texts,
+        padding=False,
+        truncation="longest_first",
+        return_attention_mask=False,
         max_length=max_length - len(prefix_tokens) - len(suffix_tokens),
     )
     return [prefix_tokens + ids + suffix_tokens for ids in inputs["input_ids"]]
@@ -93,11 +96,15 @@ def test_rerank_truncation_cuts_only_the_document(plain_tokenizer):
     ids = f.pairs([(query, "lorem ipsum " * 500)])[0]
     assert len(ids) == 128
     assert ids[: len(f.prefix_ids)] == f.prefix_ids
-    assert ids[-len(f.suffix_ids):] == f.suffix_ids
-    body = plain_tokenizer.decode(ids[len(f.prefix_ids): -len(f.suffix_ids)])
+    assert ids[-len(f.suffix_ids) :] == f.suffix_ids
+    body = plain_tokenizer.decode(ids[len(f.prefix_ids) : -len(f.suffix_ids)])
     assert body.startswith(f"<Instruct>: {formats.DEFAULT_INSTRUCTION}\n<Query>: {query}\n<Document>: lorem")
-    assert ids == reference_rerank_ids(plain_tokenizer, [(query, "lorem ipsum " * 500)],
-                                       formats.DEFAULT_INSTRUCTION, 128)[0]
+    assert (
+        ids
+        == reference_rerank_ids(
+            plain_tokenizer, [(query, "lorem ipsum " * 500)], formats.DEFAULT_INSTRUCTION, 128
+        )[0]
+    )
 
 
 def test_rerank_too_long_query_is_an_error(plain_tokenizer):

@@ -50,15 +50,20 @@ def reference_scores(model_path, tokenizer, pairs, instruction=TASK, max_length=
     tokenizer.padding_side = "left"
     prefix = (
         "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and "
-        "the Instruct provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n"
+        'the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
         "<|im_start|>user\n"
     )
     suffix = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
     prefix_tokens = tokenizer.encode(prefix, add_special_tokens=False)
     suffix_tokens = tokenizer.encode(suffix, add_special_tokens=False)
     texts = [f"<Instruct>: {instruction}\n<Query>: {q}\n<Document>: {d}" for q, d in pairs]
-    inputs = tokenizer(texts, padding=False, truncation="longest_first", return_attention_mask=False,
-                       max_length=max_length - len(prefix_tokens) - len(suffix_tokens))
+    inputs = tokenizer(
+        texts,
+        padding=False,
+        truncation="longest_first",
+        return_attention_mask=False,
+        max_length=max_length - len(prefix_tokens) - len(suffix_tokens),
+    )
     for i, ele in enumerate(inputs["input_ids"]):
         inputs["input_ids"][i] = prefix_tokens + ele + suffix_tokens
     inputs = tokenizer.pad(inputs, padding=True, return_tensors="pt", max_length=max_length)

@@ -150,7 +150,4 @@ class Qwen3Embedder:
         return await asyncio.to_thread(self.embed_queries, list(queries), instruction)
 
     def __repr__(self) -> str:
-        return (
-            f"Qwen3Embedder(model={self.model!r}, backend={self.backend!r}, "
-            f"dimension={self.dimension})"
-        )
+        return f"Qwen3Embedder(model={self.model!r}, backend={self.backend!r}, dimension={self.dimension})"

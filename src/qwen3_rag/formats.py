@@ -115,7 +115,7 @@ class EmbeddingFormatter:
             max_length=self.max_length - 1,
             return_attention_mask=False,
         )["input_ids"]
-        return [ids + [self.eos_id] for ids in enc]
+        return [[*ids, self.eos_id] for ids in enc]
 
     def queries(self, queries: Sequence[str], instruction: str | None = None) -> list[list[int]]:
         """Token ids for queries, each formatted with ``instruction``."""
@@ -148,9 +148,7 @@ class RerankFormatter:
         head = format_rerank_body(query, "", instruction).rstrip(" ")
         return len(self.tokenizer.encode(head, add_special_tokens=False))
 
-    def pairs(
-        self, pairs: Sequence[tuple[str, str]], instruction: str | None = None
-    ) -> list[list[int]]:
+    def pairs(self, pairs: Sequence[tuple[str, str]], instruction: str | None = None) -> list[list[int]]:
         """Token ids for (query, document) pairs."""
         if not pairs:
             return []

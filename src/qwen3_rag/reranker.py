@@ -98,16 +98,16 @@ class Qwen3Reranker:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.batch_size = batch_size or self.engine.preferred_batch_size
 
-    def score_pairs(
-        self, pairs: Iterable[tuple[str, str]], instruction: str | None = None
-    ) -> np.ndarray:
+    def score_pairs(self, pairs: Iterable[tuple[str, str]], instruction: str | None = None) -> np.ndarray:
         """P(yes) for each (query, document) pair: float32 (n,) in [0, 1]."""
         items = list(pairs)
         for i, p in enumerate(items):
             if not (isinstance(p, tuple | list) and len(p) == 2):
                 raise TypeError(f"pairs[{i}] must be a (query, document) pair")
             if not (isinstance(p[0], str) and isinstance(p[1], str)):
-                raise TypeError(f"pairs[{i}] must hold two str, got {type(p[0]).__name__}, {type(p[1]).__name__}")
+                raise TypeError(
+                    f"pairs[{i}] must hold two str, got {type(p[0]).__name__}, {type(p[1]).__name__}"
+                )
         instr = self.instruction if instruction is None else instruction
         out = np.empty(len(items), dtype=np.float32)
         for start, part in chunks(items, self.batch_size):
@@ -137,7 +137,9 @@ class Qwen3Reranker:
             order = order[:top_n]
         return [RerankResult(int(i), float(scores[i])) for i in order]
 
-    async def ascore(self, query: str, documents: Iterable[str], instruction: str | None = None) -> np.ndarray:
+    async def ascore(
+        self, query: str, documents: Iterable[str], instruction: str | None = None
+    ) -> np.ndarray:
         """Async :meth:`score`, run in a thread."""
         return await asyncio.to_thread(self.score, query, list(documents), instruction)
 
@@ -149,4 +151,3 @@ class Qwen3Reranker:
 
     def __repr__(self) -> str:
         return f"Qwen3Reranker(model={self.model!r}, backend={self.backend!r})"
-

@@ -69,7 +69,7 @@ def check_model(model: str) -> str:
     return model
 
 
-class Engine(ABC):
+class Engine:
     """Base of all engines: holds the config and a lock that serialises calls."""
 
     #: how many sequences the caller should hand over per call
@@ -86,7 +86,7 @@ class Engine(ABC):
         self.closed = True
 
 
-class EmbeddingEngine(Engine):
+class EmbeddingEngine(Engine, ABC):
     """Turns token-id sequences into L2-normalised float32 vectors."""
 
     dimension: int
@@ -96,7 +96,7 @@ class EmbeddingEngine(Engine):
         """Return an (n, dimension) float32 array, rows L2-normalised."""
 
 
-class RerankEngine(Engine):
+class RerankEngine(Engine, ABC):
     """Turns reranker prompt token ids into P(yes) scores."""
 
     @abstractmethod

@@ -18,23 +18,26 @@ import numpy as np
 
 from qwen3_rag.engine.base import EmbeddingEngine, EngineConfig, RerankEngine, l2_normalize
 
-_KNOWN = {"device", "dtype", "max_batch_size", "max_batch_tokens", "attn_implementation",
-          "trust_remote_code", "tokenizer"}
+_KNOWN = {
+    "device",
+    "dtype",
+    "max_batch_size",
+    "max_batch_tokens",
+    "attn_implementation",
+    "trust_remote_code",
+    "tokenizer",
+}
 
 
 def _torch():
     try:
         import torch
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the 'hf' backend needs torch and transformers: pip install 'qwen3-rag[hf]'"
-        ) from e
+        raise ImportError("the 'hf' backend needs torch and transformers: pip install 'qwen3-rag[hf]'") from e
     return torch
 
 
-def length_batches(
-    lengths: Sequence[int], max_batch_size: int, max_batch_tokens: int
-) -> Iterator[list[int]]:
+def length_batches(lengths: Sequence[int], max_batch_size: int, max_batch_tokens: int) -> Iterator[list[int]]:
     """Yield lists of indices, sorted by length, bounded in count and padded tokens."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     batch: list[int] = []
@@ -92,8 +95,8 @@ class _HFEngineMixin:
                 seq = token_ids[i]
                 if len(seq) == 0:
                     raise ValueError("empty token sequence")
-                ids[row, longest - len(seq):] = torch.as_tensor(seq, dtype=torch.long)
-                mask[row, longest - len(seq):] = 1
+                ids[row, longest - len(seq) :] = torch.as_tensor(seq, dtype=torch.long)
+                mask[row, longest - len(seq) :] = 1
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
             yield idx, ids.to(self.device), mask.to(self.device), pos.to(self.device)
 
@@ -137,9 +140,11 @@ class HFRerankEngine(_HFEngineMixin, RerankEngine):
         out = np.zeros(len(token_ids), dtype=np.float32)
         with self.lock, torch.inference_mode():
             for idx, ids, mask, pos in self._batches(token_ids):
-                logits = self.model(
-                    input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1
-                ).logits[:, -1, :].float()
+                logits = (
+                    self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1)
+                    .logits[:, -1, :]
+                    .float()
+                )
                 pair = torch.stack([logits[:, self.no_id], logits[:, self.yes_id]], dim=1)
                 out[idx] = torch.softmax(pair, dim=1)[:, 1].cpu().numpy()
         return out

@@ -2,7 +2,8 @@
 
 Embedding uses LAST pooling with normalisation; the original Qwen3-Reranker checkpoint is
 converted on load into a yes/no sequence classifier (``classifier_from_token``), so
-``LLM.classify`` returns P(yes) computed from the full logits of the two tokens.
+classification returns P(yes) computed from the full logits of the two tokens. Both go through
+``LLM.encode`` and read the pooled tensors directly (no Python lists of floats).
 
 Every keyword option passes through to ``vllm.LLM`` (``gpu_memory_utilization``,
 ``max_num_seqs``, ``max_num_batched_tokens``, ``enable_prefix_caching``, ``dtype``,
@@ -30,6 +31,7 @@ from qwen3_rag.formats import VLLM_RERANKER_OVERRIDES
 
 DEFAULT_VLLM_OPTIONS: dict[str, Any] = {"gpu_memory_utilization": 0.35}
 
+
 def build_prompts(token_ids: Sequence[Sequence[int]]) -> list[dict[str, list[int]]]:
     """vLLM ``TokensPrompt``s (a TypedDict: plain dicts) for token-id sequences."""
     prompts = []
@@ -39,29 +41,46 @@ def build_prompts(token_ids: Sequence[Sequence[int]]) -> list[dict[str, list[int
         prompts.append({"prompt_token_ids": [int(t) for t in ids]})
     return prompts
 
-def parse_embeddings(outputs: Sequence[Any]) -> np.ndarray:
-    """(n, d) float32 L2-normalised array from ``LLM.embed`` outputs."""
+
+def _pooled(outputs: Sequence[Any]) -> np.ndarray:
+    """Stack the pooled tensors of ``LLM.encode`` outputs into one float32 array.
+
+    Reading ``outputs.data`` (a tensor) avoids the Python lists of floats that
+    ``LLM.embed``/``LLM.classify`` build, which cost more than the GPU work for small models.
+    """
     if not outputs:
         raise ValueError("vLLM returned no outputs")
-    arr = np.asarray([o.outputs.embedding for o in outputs], dtype=np.float32)
+    rows = [o.outputs.data for o in outputs]
+    if hasattr(rows[0], "float"):  # torch tensors
+        import torch
+
+        return torch.stack(rows).float().numpy()
+    return np.asarray(rows, dtype=np.float32)
+
+
+def parse_embeddings(outputs: Sequence[Any]) -> np.ndarray:
+    """(n, d) float32 L2-normalised array from ``LLM.encode(pooling_task="embed")`` outputs."""
+    arr = _pooled(outputs)
+    if arr.ndim != 2:
+        raise ValueError(f"expected one vector per prompt, got an array of shape {arr.shape}")
     return l2_normalize(arr)
 
+
 def parse_probabilities(outputs: Sequence[Any]) -> np.ndarray:
-    """(n,) P(yes) from ``LLM.classify`` outputs of the converted reranker.
+    """(n,) P(yes) from ``LLM.encode(pooling_task="classify")`` outputs of the reranker.
 
     The converted reranker has one label whose probability is P(yes); a two-label
     classifier is read as [P(no), P(yes)].
     """
-    scores = np.empty(len(outputs), dtype=np.float32)
-    for i, o in enumerate(outputs):
-        probs = o.outputs.probs
-        if len(probs) == 1:
-            scores[i] = probs[0]
-        elif len(probs) == 2:
-            scores[i] = probs[1]
-        else:
-            raise ValueError(f"unexpected reranker output with {len(probs)} classes")
-    return scores
+    arr = _pooled(outputs)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.shape[1] == 1:
+        return arr[:, 0].copy()
+    if arr.shape[1] == 2:
+        return arr[:, 1].copy()
+    raise ValueError(f"unexpected reranker output with {arr.shape[1]} classes")
+
 
 @contextlib.contextmanager
 def _start_method(mode: str) -> Iterator[None]:
@@ -71,11 +90,7 @@ def _start_method(mode: str) -> Iterator[None]:
         return
     if mode not in ("off", "spawn", "fork"):
         raise ValueError(f"multiprocessing must be 'off', 'spawn' or 'fork', got {mode!r}")
-    env = (
-        {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-        if mode == "off"
-        else {"VLLM_WORKER_MULTIPROC_METHOD": mode}
-    )
+    env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"} if mode == "off" else {"VLLM_WORKER_MULTIPROC_METHOD": mode}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -86,6 +101,7 @@ def _start_method(mode: str) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
 
 def engine_kwargs(config: EngineConfig, options: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments given to ``vllm.LLM`` (unit-tested without vLLM)."""
@@ -104,6 +120,7 @@ def engine_kwargs(config: EngineConfig, options: dict[str, Any]) -> dict[str, An
         kwargs["hf_overrides"] = overrides
     return kwargs
 
+
 def _make_llm(config: EngineConfig, options: dict[str, Any]) -> Any:
     try:
         from vllm import LLM
@@ -115,6 +132,7 @@ def _make_llm(config: EngineConfig, options: dict[str, Any]) -> Any:
         kwargs["pooler_config"] = PoolerConfig(seq_pooling_type="LAST", use_activation=True)
     with _start_method(options.get("multiprocessing", "off")):
         return LLM(**kwargs)
+
 
 class _VLLMMixin:
     llm: Any
@@ -138,6 +156,7 @@ class _VLLMMixin:
                     torch.cuda.empty_cache()
         self.closed = True
 
+
 class VLLMEmbeddingEngine(_VLLMMixin, EmbeddingEngine):
     """Qwen3-Embedding on vLLM (LAST pooling, normalised)."""
 
@@ -151,8 +170,9 @@ class VLLMEmbeddingEngine(_VLLMMixin, EmbeddingEngine):
     def embed(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
         prompts = build_prompts(token_ids)
         with self.lock:
-            outputs = self.llm.embed(prompts, use_tqdm=False)
+            outputs = self.llm.encode(prompts, pooling_task="embed", use_tqdm=False)
         return parse_embeddings(outputs)
+
 
 class VLLMRerankEngine(_VLLMMixin, RerankEngine):
     """Qwen3-Reranker on vLLM, converted to a yes/no classifier on load."""
@@ -166,5 +186,5 @@ class VLLMRerankEngine(_VLLMMixin, RerankEngine):
     def score(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
         prompts = build_prompts(token_ids)
         with self.lock:
-            outputs = self.llm.classify(prompts, use_tqdm=False)
+            outputs = self.llm.encode(prompts, pooling_task="classify", use_tqdm=False)
         return parse_probabilities(outputs)

@@ -34,12 +34,30 @@ TINY_CONFIG: dict[str, Any] = {
 }
 
 SIZES: dict[str, dict[str, Any]] = {
-    "0.6B": {"hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
-             "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128},
-    "4B": {"hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36,
-           "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128},
-    "8B": {"hidden_size": 4096, "intermediate_size": 12288, "num_hidden_layers": 36,
-           "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128},
+    "0.6B": {
+        "hidden_size": 1024,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+    },
+    "4B": {
+        "hidden_size": 2560,
+        "intermediate_size": 9728,
+        "num_hidden_layers": 36,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+    },
+    "8B": {
+        "hidden_size": 4096,
+        "intermediate_size": 12288,
+        "num_hidden_layers": 36,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+    },
 }
 
 
@@ -56,10 +74,15 @@ def write_tokenizer(path: str | os.PathLike[str], append_eos: bool = False) -> P
         eos = {"id": "<|endoftext|>", "ids": [151643], "tokens": ["<|endoftext|>"]}
         data["post_processor"] = {
             "type": "TemplateProcessing",
-            "single": [{"Sequence": {"id": "A", "type_id": 0}},
-                       {"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}],
-            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
-                     {"SpecialToken": {"id": "<|endoftext|>", "type_id": 1}}],
+            "single": [
+                {"Sequence": {"id": "A", "type_id": 0}},
+                {"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}},
+            ],
+            "pair": [
+                {"Sequence": {"id": "A", "type_id": 0}},
+                {"Sequence": {"id": "B", "type_id": 1}},
+                {"SpecialToken": {"id": "<|endoftext|>", "type_id": 1}},
+            ],
             "special_tokens": {"<|endoftext|>": eos},
         }
     with tempfile.NamedTemporaryFile("w", dir=path, delete=False, encoding="utf-8") as tmp:
@@ -69,8 +92,9 @@ def write_tokenizer(path: str | os.PathLike[str], append_eos: bool = False) -> P
     return path
 
 
-def _write_checkpoint(path: Path, shape: dict[str, Any], seed: int, initializer_range: float,
-                      dtype: str) -> str:
+def _write_checkpoint(
+    path: Path, shape: dict[str, Any], seed: int, initializer_range: float, dtype: str
+) -> str:
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
