@@ -28,12 +28,12 @@ auto asks ``GET /health``, which only ``qwen3-rag serve`` answers with JSON),
 ``batch_size`` (sequences per HTTP request, default 128) and ``tokenizer`` (where the
 client-side tokenizer comes from; default: ``model``).
 
-Example:
-    >>> from qwen3_rag import Qwen3Embedder  # doctest: +SKIP
-    >>> emb = Qwen3Embedder("Qwen/Qwen3-Embedding-0.6B", backend="remote",
-    ...                     base_url="http://127.0.0.1:8000")
-    >>> emb.embed_query("What is BM25?").shape
-    (1024,)
+Example (with a server running)::
+
+    from qwen3_rag import Qwen3Embedder, Qwen3Reranker
+    emb = Qwen3Embedder("Qwen/Qwen3-Embedding-0.6B", backend="remote", base_url="http://127.0.0.1:8000")
+    emb.embed_query("What is BM25?").shape      # (1024,)
+    rr = Qwen3Reranker("Qwen/Qwen3-Reranker-0.6B", backend="remote", base_url="http://127.0.0.1:8001")
 """
 
 from __future__ import annotations

@@ -3,10 +3,11 @@
 Needs the ``serve`` extra (``pip install 'qwen3-rag[serve]'``): FastAPI, uvicorn and
 prometheus-client.
 
-Example:
-    >>> from qwen3_rag import Qwen3Embedder, Qwen3Reranker  # doctest: +SKIP
-    >>> from qwen3_rag.service import serve
-    >>> serve(Qwen3Embedder(), Qwen3Reranker(), port=8000)   # http://127.0.0.1:8000/docs
+Example (downloads the default models)::
+
+    from qwen3_rag import Qwen3Embedder, Qwen3Reranker
+    from qwen3_rag.service import serve
+    serve(Qwen3Embedder(), Qwen3Reranker(), port=8000)   # API docs at http://127.0.0.1:8000/docs
 """
 
 from qwen3_rag.service.app import create_app, select_results

@@ -45,7 +45,7 @@ def select_results(
     Example:
         >>> res, total = select_results(np.array([0.2, 0.9, 0.55]), top_n=1, min_confidence=0.5)
         >>> [(r.index, r.score) for r in res], total
-        ([(1, 0.9...)], 1)
+        ([(1, 0.9)], 2)
     """
     order = np.argsort(-scores, kind="stable")
     results = [RerankResult(int(i), float(scores[i])) for i in order]
