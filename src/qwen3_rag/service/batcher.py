@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,12 +72,15 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Job] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._carry: _Job | None = None
+        # its own thread: engine calls never wait for (or starve) the loop's default executor,
+        # where request handlers may be blocked waiting for this very batcher
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen3-rag-batch")
 
     async def submit(self, items: Sequence[Any]) -> Any:
         """Run ``fn`` over ``items`` (possibly together with other requests' items)."""
-        if len(items) == 0:
-            return await asyncio.to_thread(self.fn, [])
         loop = asyncio.get_running_loop()
+        if len(items) == 0:
+            return await loop.run_in_executor(self._executor, self.fn, [])
         if self._worker is None or self._worker.done():
             self._queue = asyncio.Queue()
             self._carry = None
@@ -93,6 +97,7 @@ class MicroBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
+        self._executor.shutdown(wait=False)
 
     def _take(self) -> list[_Job]:
         """The jobs of the next batch, from the carried-over job and the queue."""
@@ -132,14 +137,15 @@ class MicroBatcher:
             items = [x for job in jobs for x in job.items]
             start = loop.time()
             try:
-                out = await asyncio.to_thread(self.fn, items)
+                out = await loop.run_in_executor(self._executor, self.fn, items)
             except Exception as e:
                 if len(jobs) == 1:
                     _set(jobs[0], exception=e)
                 else:  # let only the request(s) that break the engine fail
                     for job in jobs:
                         try:
-                            _set(job, result=await asyncio.to_thread(self.fn, list(job.items)))
+                            alone = await loop.run_in_executor(self._executor, self.fn, list(job.items))
+                            _set(job, result=alone)
                         except Exception as e1:
                             _set(job, exception=e1)
                 continue

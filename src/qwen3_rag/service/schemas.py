@@ -100,40 +100,40 @@ def build_models(limits: ServiceLimits, dimension: int, min_dimensions: int) -> 
         usage: dict[str, int]
 
     class SearchRequest(_Request):
-        """Vector search over the loaded index, optionally reranked."""
+        """Vector search over the loaded store, optionally reranked."""
 
         query: Query
-        top_k: int = Field(10, ge=1, le=limits.max_top_k, description="candidates from the index")
-        rerank: bool | Annotated[int, Field(ge=1, le=limits.max_top_k)] = Field(
-            False, description="rerank the candidates: true keeps top_k, an integer keeps that many"
-        )
-        instruction: Text | None = Field(None, description="query instruction for the embedding")
-        rerank_instruction: Text | None = Field(None, description="instruction for the reranker")
-        filter: dict[str, Any] | None = Field(None, description="metadata filter passed to the store")
-        score_threshold: Score | None = Field(None, description="drop hits with a vector score below this")
-        min_confidence: Confidence | None = Field(None, description="after reranking, drop hits with "
-                                                  "|2p-1| below this")
+        top_k: int = Field(10, ge=1, le=limits.max_top_k, description="results to return")
+        rerank: bool | Annotated[int, Field(ge=1, le=limits.max_documents)] = Field(
+            False, description="rerank the best vector hits and return the top_k best by P(yes): "
+            "true reranks 4 × top_k candidates, an integer that many")
+        instruction: Text | None = Field(None, description="task instruction for the query embedding "
+                                         "and the reranker (default: the models' own)")
+        filter: dict[str, Any] | None = Field(None, description="metadata conditions, e.g. "
+                                              '{"lang": {"$in": ["en", "fr"]}}')
+        score_threshold: Score | None = Field(None, description="drop hits with a cosine score below this")
+        min_confidence: Confidence | None = Field(None, description="with rerank: drop results whose "
+                                                  "confidence |2p-1| is below this")
         preview_chars: int | None = Field(None, ge=0, le=limits.max_chars,
-                                          description="cut each hit's text to this many characters")
-        include_metadata: bool = True
+                                          description="cut each result's text to this many characters")
 
-    class Hit(BaseModel):
-        rank: int
+    class SearchHit(BaseModel):
+        rank: int = Field(description="1-based")
         id: str
-        score: float = Field(description="vector similarity")
-        rerank_score: float | None = None
-        confidence: float | None = None
-        text: str
+        score: float = Field(description="cosine similarity of the query and document vectors")
+        text: str = Field(description="the text, or its first preview_chars characters")
         text_length: int = Field(description="characters of the full text")
         truncated: bool
-        metadata: dict[str, Any] | None = None
+        metadata: dict[str, Any]
+        relevance_score: float | None = Field(None, description="P(yes), when reranked")
+        confidence: float | None = Field(None, description="|2p-1|, when reranked")
 
     class SearchResponse(BaseModel):
         query: str
-        hits: list[Hit]
-        total_found: int = Field(description="hits passing the filters, before the rerank cut")
+        results: list[SearchHit]
+        total_found: int = Field(description="candidates passing every threshold, before the top_k cut")
         reranked: bool
-        timings_ms: dict[str, float]
+        timings_ms: dict[str, float] = Field(description="embed, search, rerank and total")
         processing_time_ms: float
 
     class EmbeddingRequest(_Request):
