@@ -124,7 +124,7 @@ class _Service:
     def index_info(self) -> dict[str, Any] | None:
         if self.store is None:
             return None
-        return {"size": len(self.store), "dimension": getattr(self.store, "dimension", None)}
+        return {"size": len(self.store), "dimension": self.store.dim}
 
     async def close(self) -> None:
         await self.embed_batcher.close()
@@ -186,10 +186,7 @@ def create_app(
     """
     limits = limits or ServiceLimits()
     if store is not None:
-        store_dim = getattr(store, "dimension", None)
-        if store_dim is not None and store_dim != embedder.dimension:
-            raise ValueError(f"the store holds {store_dim}-d vectors but the embedder makes "
-                             f"{embedder.dimension}-d ones")
+        store.check_embedder(embedder)  # EmbedderMismatchError: another model or dimension
     svc = _Service(embedder, reranker, store, limits, embedding_model_name or embedder.model,
                    (reranker_model_name or reranker.model) if reranker is not None else None)
     M = build_models(limits, embedder.dimension, min(MIN_DIMENSIONS, embedder.dimension))
