@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic_core import PydanticCustomError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qwen3_rag import __version__
 from qwen3_rag.embedder import MIN_DIMENSIONS, Qwen3Embedder
@@ -189,7 +191,12 @@ def create_app(
         store.check_embedder(embedder)  # EmbedderMismatchError: another model or dimension
     svc = _Service(embedder, reranker, store, limits, embedding_model_name or embedder.model,
                    (reranker_model_name or reranker.model) if reranker is not None else None)
-    M = build_models(limits, embedder.dimension, min(MIN_DIMENSIONS, embedder.dimension))
+    M = build_models(
+        limits, embedder.dimension, min(MIN_DIMENSIONS, embedder.dimension),
+        embed_tokens=embedder.max_length, embed_vocab=len(embedder.tokenizer),
+        rerank_tokens=reranker.max_length if reranker else 1,
+        rerank_vocab=len(reranker.tokenizer) if reranker else 1,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -208,6 +215,13 @@ def create_app(
                   for e in exc.errors()]
         status = 413 if any(e["type"] in SIZE_ERRORS for e in errors) else 422
         return JSONResponse({"detail": errors}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # a body FastAPI could not parse (e.g. a wrong content type)
+            detail = [{"loc": ["body"], "msg": str(exc.detail), "type": "invalid_body"}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(Exception)
     async def on_error(request: Request, exc: Exception) -> JSONResponse:

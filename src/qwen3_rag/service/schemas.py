@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 TOO_LARGE = "too_large"
@@ -62,8 +62,31 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-def build_models(limits: ServiceLimits, dimension: int, min_dimensions: int) -> SimpleNamespace:
-    """The request/response models for one app (bounds depend on its limits and model)."""
+def inputs_schema(limits: ServiceLimits, max_tokens: int, vocab_size: int, texts: bool) -> dict[str, Any]:
+    """JSON schema of an ``input`` field (validated by :func:`parse_inputs`, documented here)."""
+    token = {"type": "integer", "minimum": 0, "maximum": vocab_size - 1}
+    tokens = {"type": "array", "items": token, "minItems": 1, "maxItems": max_tokens}
+    text = {"type": "string", "maxLength": limits.max_chars}
+    many = {"minItems": 1, "maxItems": limits.max_inputs}
+    options = [tokens, {"type": "array", "items": tokens, **many}]
+    if texts:
+        options = [text, {"type": "array", "items": text, **many}, *options]
+    return {"anyOf": options}
+
+
+def build_models(
+    limits: ServiceLimits,
+    dimension: int,
+    min_dimensions: int,
+    *,
+    embed_tokens: int,
+    embed_vocab: int,
+    rerank_tokens: int = 1,
+    rerank_vocab: int = 1,
+) -> SimpleNamespace:
+    """The request/response models for one app (bounds depend on its limits and models)."""
+    EmbedInput = Annotated[Any, WithJsonSchema(inputs_schema(limits, embed_tokens, embed_vocab, True))]
+    ClassifyInput = Annotated[Any, WithJsonSchema(inputs_schema(limits, rerank_tokens, rerank_vocab, False))]
     Text = Annotated[str, StringConstraints(max_length=limits.max_chars), AfterValidator(check_utf8)]
     Query = Annotated[str, StringConstraints(min_length=1, max_length=limits.max_chars),
                       AfterValidator(check_utf8)]
@@ -139,7 +162,7 @@ def build_models(limits: ServiceLimits, dimension: int, min_dimensions: int) -> 
     class EmbeddingRequest(_Request):
         """OpenAI embeddings request, plus ``instruction``/``input_type`` for queries."""
 
-        input: Any = Field(description="a string, a list of strings, a token-id list or a list of "
+        input: EmbedInput = Field(description="a string, a list of strings, a token-id list or a list of "
                            "token-id lists (token ids are embedded as given)")
         model: str | None = Field(None, description="accepted for client compatibility")
         dimensions: int | None = Field(None, ge=min_dimensions, le=dimension)
@@ -164,7 +187,7 @@ def build_models(limits: ServiceLimits, dimension: int, min_dimensions: int) -> 
     class ClassifyRequest(_Request):
         """vLLM ``/classify`` request with token-id inputs (what the remote backend sends)."""
 
-        input: Any = Field(description="a token-id list or a list of token-id lists "
+        input: ClassifyInput = Field(description="a token-id list or a list of token-id lists "
                            "(complete reranker prompts)")
         model: str | None = None
 
