@@ -1,7 +1,7 @@
 """HTTP service: search, rerank and OpenAI-compatible embeddings over loaded Qwen3 models.
 
 Needs the ``serve`` extra (``pip install 'qwen3-rag[serve]'``): FastAPI, uvicorn and
-prometheus-client.
+prometheus-client. Names are imported on first use, so ``qwen3-rag --help`` stays fast.
 
 Example (downloads the default models)::
 
@@ -10,8 +10,24 @@ Example (downloads the default models)::
     serve(Qwen3Embedder(), Qwen3Reranker(), port=8000)   # API docs at http://127.0.0.1:8000/docs
 """
 
-from qwen3_rag.service.app import create_app, select_results
-from qwen3_rag.service.cli import add_serve_parser, run_serve, serve
-from qwen3_rag.service.schemas import ServiceLimits
+from __future__ import annotations
 
-__all__ = ["ServiceLimits", "add_serve_parser", "create_app", "run_serve", "select_results", "serve"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "create_app": "qwen3_rag.service.app",
+    "select_results": "qwen3_rag.service.app",
+    "serve": "qwen3_rag.service.cli",
+    "ServiceLimits": "qwen3_rag.service.schemas",
+    "MicroBatcher": "qwen3_rag.service.batcher",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'qwen3_rag.service' has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

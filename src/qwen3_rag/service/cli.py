@@ -1,15 +1,12 @@
-"""``serve()`` and the ``qwen3-rag serve`` subcommand."""
+"""``serve()`` and the ``qwen3-rag serve`` subcommand (``add_arguments``/``run``, see
+:mod:`qwen3_rag.cli`). Heavy imports (fastapi, uvicorn, the models) happen in ``run``."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from typing import Any
-
-from qwen3_rag.formats import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANKER_MODEL
-from qwen3_rag.service.schemas import ServiceLimits
 
 logger = logging.getLogger("qwen3_rag")
 
@@ -25,13 +22,12 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     api_key: str | None = None,
-    limits: ServiceLimits | None = None,
     log_level: str = "info",
     **app_options: Any,
 ) -> None:
     """Run the service with uvicorn until interrupted (binds 127.0.0.1 unless told otherwise).
 
-    ``app_options`` go to :func:`qwen3_rag.service.create_app`.
+    ``app_options`` (``limits``, model names) go to :func:`qwen3_rag.service.create_app`.
     """
     import uvicorn
 
@@ -39,75 +35,57 @@ def serve(
 
     if host not in LOOPBACK and not api_key:
         logger.warning("qwen3_rag: serving on %s without an API key: anyone who reaches it can use it", host)
-    app = create_app(embedder, reranker, store, api_key=api_key, limits=limits, **app_options)
+    app = create_app(embedder, reranker, store, api_key=api_key, **app_options)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
-def _option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``serve`` subcommand's options."""
+    from qwen3_rag.cli.common import add_model_options
+
+    parser.add_argument("--store", metavar="DIR", help="store directory: enables POST /search")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
+                        help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV})")
+    parser.add_argument("--no-reranker", action="store_true", help="serve without a reranker")
+    parser.add_argument("--max-batch-items", type=int, help="most sequences per engine call (default 256)")
+    parser.add_argument("--batch-wait-ms", type=float,
+                        help="how long a request waits for others to share its engine call (default 2)")
+    parser.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
+    add_model_options(parser, reranker=True)
 
 
-def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``serve`` subcommand to an ``argparse`` subparsers object."""
-    p = subparsers.add_parser(
-        "serve", help="run the HTTP service (search, rerank, OpenAI-compatible embeddings)",
-        description="Serve /search (with --store), /rerank, /v1/embeddings, /health and /metrics.",
-    )
-    p.add_argument("--store", metavar="DIR", help="vector store directory (FaissStore) for /search")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
-                   help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV})")
-    p.add_argument("--model", help="embedding model (default: the store's, else "
-                   f"{DEFAULT_EMBEDDING_MODEL})")
-    p.add_argument("--reranker-model", default=DEFAULT_RERANKER_MODEL,
-                   help="reranker model, or 'none' to serve without one")
-    p.add_argument("--backend", default="auto", choices=["auto", "hf", "vllm", "remote"])
-    p.add_argument("--max-length", type=int, default=None, help="longest sequence in tokens")
-    p.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
-                   help="engine option (repeatable; VALUE is parsed as JSON when it can be)")
-    p.add_argument("--max-batch-items", type=int, default=ServiceLimits.max_batch_items)
-    p.add_argument("--batch-wait-ms", type=float, default=ServiceLimits.batch_wait_ms)
-    p.add_argument("--log-level", default="info")
-    p.set_defaults(func=run_serve)
-    return p
-
-
-def _store_model(store: Any) -> str | None:
-    fingerprint = getattr(store, "fingerprint", None)
-    if isinstance(fingerprint, dict):
-        return fingerprint.get("model")
-    return None
-
-
-def run_serve(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Load the models (and store) named by ``args`` and serve until interrupted."""
-    from qwen3_rag import Qwen3Embedder, Qwen3Reranker
+    from qwen3_rag.cli import CLIError
+    from qwen3_rag.cli.common import make_embedder, make_reranker
 
+    try:
+        import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        raise CLIError(f"serve needs the 'serve' extra ({e.name} is missing): "
+                       "pip install 'qwen3-rag[serve]'") from e
+    from qwen3_rag.service.schemas import ServiceLimits
+    from qwen3_rag.store import FaissStore, read_manifest
+
+    if not 0 < args.port < 65536:
+        raise CLIError(f"--port must be 1..65535, got {args.port}")
+    limits = ServiceLimits(**{k: v for k, v in (("max_batch_items", args.max_batch_items),
+                                                  ("batch_wait_ms", args.batch_wait_ms)) if v is not None})
     store = None
     if args.store:
-        from qwen3_rag import FaissStore  # type: ignore[attr-defined]
-
-        store = FaissStore.load(args.store)
-    options = dict(args.option)
-    common: dict[str, Any] = {"backend": args.backend, **options}
-    if args.max_length is not None:
-        common["max_length"] = args.max_length
-    model = args.model or (_store_model(store) if store is not None else None) or DEFAULT_EMBEDDING_MODEL
-    dims = getattr(store, "dimension", None) if store is not None else None
-    embedder = Qwen3Embedder(model, **common)
-    if dims is not None and dims != embedder.dimension:
-        embedder = Qwen3Embedder(model, dimensions=dims, **common)
-    reranker = None
-    if args.reranker_model and args.reranker_model.lower() != "none":
-        reranker = Qwen3Reranker(args.reranker_model, **common)
-    limits = ServiceLimits(max_batch_items=args.max_batch_items, batch_wait_ms=args.batch_wait_ms)
+        _, manifest = read_manifest(args.store)
+        recorded = manifest.get("embedder") or {}
+        if not (args.model or recorded.get("model")):
+            raise CLIError(f"{args.store} does not record its embedding model; pass --model")
+        embedder = make_embedder(args, model=recorded.get("model"), dimension=manifest["dimension"])
+        store = FaissStore.load(args.store, embedder)
+    else:
+        embedder = make_embedder(args)
+    reranker = None if args.no_reranker else make_reranker(args)
     serve(embedder, reranker, store, host=args.host, port=args.port, api_key=args.api_key,
-          limits=limits, log_level=args.log_level)
+          log_level=args.log_level, limits=limits)
     return 0
