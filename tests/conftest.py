@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from qwen3_rag.testing import make_tiny_qwen3, write_tokenizer
@@ -33,11 +31,3 @@ def eos_tokenizer(tmp_path_factory):
 
     path = write_tokenizer(tmp_path_factory.mktemp("tok-eos"), append_eos=True)
     return AutoTokenizer.from_pretrained(path)
-
-
-def gpu_available() -> bool:
-    if importlib.util.find_spec("vllm") is None:
-        return False
-    import torch
-
-    return torch.cuda.is_available()

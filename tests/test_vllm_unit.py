@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -85,9 +86,14 @@ def test_start_method_is_set_only_during_construction(monkeypatch):
     with _start_method("off"):
         assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
     assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in os.environ
+    main = sys.modules["__main__"]
+    had_file = getattr(main, "__file__", None)
     with _start_method("spawn"):
         assert os.environ["VLLM_WORKER_MULTIPROC_METHOD"] == "spawn"
+        assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "1"
+        assert getattr(main, "__file__", None) is None  # a spawned child won't re-run the script
     assert "VLLM_WORKER_MULTIPROC_METHOD" not in os.environ
+    assert getattr(main, "__file__", None) == had_file
     with pytest.raises(ValueError, match="multiprocessing"), _start_method("threads"):
         pass
 

@@ -11,16 +11,18 @@ Every keyword option passes through to ``vllm.LLM`` (``gpu_memory_utilization``,
 in one process (``gpu_memory_utilization=0.35`` each).
 
 Start method: vLLM forks its engine-core process by default, and a fork taken after CPU
-torch work can deadlock. Unless the caller set ``VLLM_ENABLE_V1_MULTIPROCESSING`` or
-``VLLM_WORKER_MULTIPROC_METHOD``, the option ``multiprocessing`` decides: ``"off"`` (default)
-runs the engine core in this process (no fork, no ``__main__`` guard needed); ``"spawn"``
-runs it in a spawned process (needs the guard in scripts).
+torch work can deadlock; two engines in one process (in-process mode) clash over vLLM's
+global CUDA-graph state. Unless the caller set ``VLLM_ENABLE_V1_MULTIPROCESSING`` or
+``VLLM_WORKER_MULTIPROC_METHOD``, the option ``multiprocessing`` decides: ``"spawn"``
+(default) starts each engine core in a spawned process, with ``__main__`` hidden so scripts
+need no ``if __name__ == "__main__":`` guard; ``"off"`` runs it in this process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -83,18 +85,50 @@ def parse_probabilities(outputs: Sequence[Any]) -> np.ndarray:
 
 
 @contextlib.contextmanager
+def _hidden_main() -> Iterator[None]:
+    """Hide ``__main__``'s file and spec while vLLM spawns its engine-core process.
+
+    A spawned child re-runs the parent's main script unless it has no file/spec; vLLM's
+    engine core needs nothing from ``__main__`` (its entry point lives in vllm), so hiding
+    them lets scripts without an ``if __name__ == "__main__":`` guard use the spawn method.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main and k in main.__dict__}
+    try:
+        for k in saved:
+            setattr(main, k, None) if k == "__spec__" else delattr(main, k)
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
+
+
+@contextlib.contextmanager
 def _start_method(mode: str) -> Iterator[None]:
-    """Set vLLM's engine-core start method for the duration of engine construction."""
+    """Set how vLLM starts its engine core, for the duration of engine construction.
+
+    ``"spawn"`` (default): a fresh process per engine (no fork after CPU torch work, no global
+    state shared between an embedder and a reranker in one process); ``"off"``: the engine
+    core runs in this process; ``"fork"``: vLLM's own default. Variables the user set win.
+    """
+    if mode not in ("off", "spawn", "fork"):
+        raise ValueError(f"multiprocessing must be 'spawn', 'off' or 'fork', got {mode!r}")
     if "VLLM_ENABLE_V1_MULTIPROCESSING" in os.environ or "VLLM_WORKER_MULTIPROC_METHOD" in os.environ:
         yield
         return
-    if mode not in ("off", "spawn", "fork"):
-        raise ValueError(f"multiprocessing must be 'off', 'spawn' or 'fork', got {mode!r}")
-    env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"} if mode == "off" else {"VLLM_WORKER_MULTIPROC_METHOD": mode}
+    env = (
+        {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+        if mode == "off"
+        else {"VLLM_ENABLE_V1_MULTIPROCESSING": "1", "VLLM_WORKER_MULTIPROC_METHOD": mode}
+    )
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        yield
+        if mode == "spawn":
+            with _hidden_main():
+                yield
+        else:
+            yield
     finally:
         for k, v in old.items():
             if v is None:
@@ -130,7 +164,7 @@ def _make_llm(config: EngineConfig, options: dict[str, Any]) -> Any:
     kwargs = engine_kwargs(config, options)
     if config.kind == "embedding" and "pooler_config" not in kwargs:
         kwargs["pooler_config"] = PoolerConfig(seq_pooling_type="LAST", use_activation=True)
-    with _start_method(options.get("multiprocessing", "off")):
+    with _start_method(options.get("multiprocessing", "spawn")):
         return LLM(**kwargs)
 
 

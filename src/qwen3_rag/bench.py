@@ -1,0 +1,462 @@
+"""``qwen3-rag bench`` / ``python -m qwen3_rag.bench``: throughput of the engine layer.
+
+Synthetic workloads against a model id or path (``random:0.6B`` writes a random-weight
+checkpoint of the real shapes first; weights don't change speed):
+
+* ``seed``: seed-guide style documents (~50 tokens),
+* ``tokens:N``: documents of N tokens,
+* ``grid:QxD``: Q queries x D documents for the reranker, grouped by query.
+
+Each engine setting of the sweep is timed after a warm-up; the table shows docs/s, tokens/s,
+% of the bf16 matmul ceiling, GPU memory and host RSS. Baselines run in the same process
+(``--baselines``): sentence-transformers with last-token pooling, and the seed guide's
+generate + logprobs reranker. It ends with a recommendation (best throughput, best
+throughput per GiB of GPU memory) that ``--apply PATH`` writes as a config file.
+
+Example (CPU, tiny model)::
+
+    python -m qwen3_rag.bench --model random:tiny --backend hf --workload seed -n 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import os
+import platform
+import random
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+TOPICS = [
+    "machine learning",
+    "climate change",
+    "quantum computing",
+    "renewable energy",
+    "genomics",
+    "space exploration",
+    "cybersecurity",
+    "urban planning",
+    "neuroscience",
+    "economics",
+]
+PEAK_BF16_TFLOPS = 800.0  # measured dense bf16 matmul on H100/H200 here (see docs/benchmarks.md)
+
+
+def seed_docs(n: int, seed: int = 0) -> list[str]:
+    """Documents in the style of the seed guide's generator (~50 tokens each)."""
+    rng = random.Random(seed)
+    return [
+        f"Document {i}: This is a comprehensive article about {rng.choice(TOPICS)}. It covers the "
+        f"latest research findings, practical applications, and future directions in the field. "
+        f"Experts discuss key challenges and opportunities for {rng.choice(TOPICS)}."
+        for i in range(n)
+    ]
+
+
+def token_docs(n: int, tokens: int, tokenizer: Any, seed: int = 0) -> list[str]:
+    """Documents of about ``tokens`` tokens each (distinct texts)."""
+    rng = np.random.default_rng(seed)
+    words = " ".join(seed_docs(200, seed)).split()
+    base = tokenizer.encode(" ".join(words * 20), add_special_tokens=False)
+    out = []
+    for _ in range(n):
+        start = int(rng.integers(0, len(base) - tokens - 1))
+        out.append(tokenizer.decode(base[start : start + tokens]))
+    return out
+
+
+def flops_per_token(config: Any) -> float:
+    """2 x non-embedding parameters (matmul FLOPs of one token through the transformer)."""
+    h, i, n = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    hd = getattr(config, "head_dim", None) or h // config.num_attention_heads
+    q = config.num_attention_heads * hd
+    kv = config.num_key_value_heads * hd
+    per_layer = h * q + 2 * h * kv + q * h + 3 * h * i
+    return 2.0 * n * per_layer
+
+
+def gpu_used_gib() -> float | None:
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        free, total = torch.cuda.mem_get_info()
+        return (total - free) / 2**30
+    except Exception:
+        return None
+
+
+def rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def resolve_model(spec: str, kind: str, workdir: str) -> str:
+    """``random:SIZE`` writes a random-weight checkpoint; anything else is used as is."""
+    if not spec.startswith("random:"):
+        return spec
+    from qwen3_rag.testing import make_qwen3, make_tiny_qwen3
+
+    size = spec.split(":", 1)[1]
+    path = os.path.join(workdir, f"{kind}-{size}")
+    if os.path.isdir(path):
+        return path
+    if size == "tiny":
+        return make_tiny_qwen3(path, kind=kind)
+    return make_qwen3(path, size)
+
+
+def parse_sweep(spec: str | None) -> list[dict[str, Any]]:
+    """``"a=1,2;b=x"`` -> the cartesian product [{a:1,b:x},{a:2,b:x}]."""
+    if not spec:
+        return [{}]
+    keys, values = [], []
+    for part in spec.split(";"):
+        k, v = part.split("=", 1)
+        keys.append(k.strip())
+        values.append([_value(x) for x in v.split(",")])
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+def _value(x: str) -> Any:
+    x = x.strip()
+    for cast in (int, float):
+        try:
+            return cast(x)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(x.lower(), x)
+
+
+def _release() -> None:
+    from qwen3_rag.engine import shutdown_engines
+
+    shutdown_engines()
+    gc.collect()
+
+
+def bench_embed(model: str, backend: str, texts: list[str], options: dict[str, Any], repeats: int) -> dict:
+    from qwen3_rag import Qwen3Embedder
+
+    t0 = time.perf_counter()
+    emb = Qwen3Embedder(model, backend=backend, **options)
+    startup = time.perf_counter() - t0
+    emb.embed_documents(texts[: min(len(texts), 512)])  # warm-up
+    ntok = sum(len(t) for t in emb.formatter.documents(texts))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        emb.embed_documents(texts)
+        times.append(time.perf_counter() - t0)
+    best = min(times)
+    from transformers import AutoConfig
+
+    fpt = flops_per_token(AutoConfig.from_pretrained(emb.engine.config.model))
+    row = {
+        "task": "embed",
+        "backend": emb.backend,
+        "options": options,
+        "n": len(texts),
+        "startup_s": round(startup, 1),
+        "seconds": round(best, 3),
+        "items_per_s": len(texts) / best,
+        "tokens_per_s": ntok / best,
+        "pct_bf16_ceiling": 100 * ntok / best * fpt / (PEAK_BF16_TFLOPS * 1e12),
+        "gpu_gib": gpu_used_gib(),
+        "rss_gib": rss_gib(),
+    }
+    _release()
+    return row
+
+
+def bench_rerank(
+    model: str, backend: str, pairs: list[tuple[str, str]], options: dict[str, Any], repeats: int
+) -> dict:
+    from qwen3_rag import Qwen3Reranker
+
+    t0 = time.perf_counter()
+    rr = Qwen3Reranker(model, backend=backend, **options)
+    startup = time.perf_counter() - t0
+    rr.score_pairs(pairs[: min(len(pairs), 256)])
+    ntok = sum(len(t) for t in rr.formatter.pairs(pairs))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        rr.score_pairs(pairs)
+        times.append(time.perf_counter() - t0)
+    best = min(times)
+    from transformers import AutoConfig
+
+    fpt = flops_per_token(AutoConfig.from_pretrained(rr.engine.config.model))
+    row = {
+        "task": "rerank",
+        "backend": rr.backend,
+        "options": options,
+        "n": len(pairs),
+        "startup_s": round(startup, 1),
+        "seconds": round(best, 3),
+        "items_per_s": len(pairs) / best,
+        "tokens_per_s": ntok / best,
+        "pct_bf16_ceiling": 100 * ntok / best * fpt / (PEAK_BF16_TFLOPS * 1e12),
+        "gpu_gib": gpu_used_gib(),
+        "rss_gib": rss_gib(),
+    }
+    _release()
+    return row
+
+
+def baseline_sentence_transformers(model: str, texts: list[str], batch_size: int = 256) -> dict:
+    """sentence-transformers with last-token pooling (the common way to run Qwen3-Embedding)."""
+    from sentence_transformers import SentenceTransformer, models
+
+    tf = models.Transformer(
+        model, max_seq_length=8192, tokenizer_args={"padding_side": "left"}, model_args={"dtype": "bfloat16"}
+    )
+    pool = models.Pooling(tf.get_word_embedding_dimension(), pooling_mode="lasttoken")
+    st = SentenceTransformer(modules=[tf, pool, models.Normalize()], device="cuda")
+    st.encode(texts[:512], batch_size=batch_size)
+    t0 = time.perf_counter()
+    st.encode(texts, batch_size=batch_size)
+    sec = time.perf_counter() - t0
+    del st
+    gc.collect()
+    return {
+        "task": "embed",
+        "backend": "sentence-transformers",
+        "options": {"batch_size": batch_size},
+        "n": len(texts),
+        "seconds": round(sec, 3),
+        "items_per_s": len(texts) / sec,
+    }
+
+
+def baseline_generate_logprobs(model: str, pairs: list[tuple[str, str]]) -> dict:
+    """The seed guide's reranker: generate one token with logprobs and read yes/no from top-k."""
+    from vllm import LLM, SamplingParams
+
+    from qwen3_rag.engine.vllm import _start_method
+    from qwen3_rag.formats import RERANK_PREFIX, RERANK_SUFFIX, format_rerank_body
+
+    with _start_method("off"):
+        llm = LLM(model=model, max_model_len=8192, gpu_memory_utilization=0.35)
+    prompts = [RERANK_PREFIX + format_rerank_body(q, d) + RERANK_SUFFIX for q, d in pairs]
+    params = SamplingParams(max_tokens=1, logprobs=20, temperature=0.0)
+    llm.generate(prompts[:256], params, use_tqdm=False)
+    t0 = time.perf_counter()
+    llm.generate(prompts, params, use_tqdm=False)
+    sec = time.perf_counter() - t0
+    llm.llm_engine.engine_core.shutdown()
+    del llm
+    gc.collect()
+    return {
+        "task": "rerank",
+        "backend": "vllm generate+logprobs (seed guide)",
+        "options": {},
+        "n": len(pairs),
+        "seconds": round(sec, 3),
+        "items_per_s": len(pairs) / sec,
+    }
+
+
+def recommend(rows: Sequence[dict]) -> dict[str, Any]:
+    """Per task, the engine options with the best throughput and with the best throughput per
+    GiB of GPU memory (geometric mean over the workloads each setting ran)."""
+    rec: dict[str, Any] = {}
+    for task in ("embed", "rerank"):
+        ours = [r for r in rows if r["task"] == task and r["backend"] in ("vllm", "hf", "remote")]
+        by_opts: dict[str, list[dict]] = {}
+        for r in ours:
+            by_opts.setdefault(json.dumps(r["options"], sort_keys=True), []).append(r)
+        if not by_opts:
+            continue
+
+        def gmean(rs: list[dict], per_gib: bool = False) -> float:
+            vals = [r["items_per_s"] / (r["gpu_gib"] if per_gib else 1.0) for r in rs]
+            return float(np.exp(np.mean(np.log(vals))))
+
+        best = max(by_opts, key=lambda k: gmean(by_opts[k]))
+        rec[task] = {"best_throughput": json.loads(best), "items_per_s": round(gmean(by_opts[best]), 1)}
+        with_mem = {k: rs for k, rs in by_opts.items() if all(r.get("gpu_gib") for r in rs)}
+        if with_mem:
+            eff = max(with_mem, key=lambda k: gmean(with_mem[k], per_gib=True))
+            rec[task]["best_per_gib"] = json.loads(eff)
+            rec[task]["items_per_s_per_gib"] = round(gmean(with_mem[eff], per_gib=True), 1)
+    return rec
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    head = (
+        f"{'task':7} {'backend':28} {'options':52} {'n':>7} {'items/s':>9} {'tok/s':>10} "
+        f"{'%ceil':>6} {'GPU GiB':>8} {'RSS GiB':>8} {'start s':>7}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+
+        def f(key: str, fmt: str) -> str:
+            v = r.get(key)
+            return format(v, fmt) if isinstance(v, int | float) else "-"
+
+        opts = ",".join(f"{k}={v}" for k, v in (r.get("options") or {}).items())
+        lines.append(
+            f"{r['task']:7} {r['backend'][:28]:28} {opts[:52]:52} {r['n']:>7} {f('items_per_s', '9.0f')} "
+            f"{f('tokens_per_s', '10.0f')} {f('pct_bf16_ceiling', '6.1f')} {f('gpu_gib', '8.1f')} "
+            f"{f('rss_gib', '8.2f')} {f('startup_s', '7.1f')}"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: Sequence[dict], path: str) -> str | None:
+    """Bar chart of items/s per setting (PNG); None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.5))
+    labels = [
+        f"{r['task']} {r['backend']} " + ",".join(f"{k}={v}" for k, v in (r.get("options") or {}).items())
+        for r in rows
+    ]
+    ax.barh(range(len(rows)), [r["items_per_s"] for r in rows])
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("items/s")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    p = parser or argparse.ArgumentParser(prog="qwen3-rag bench", description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="random:0.6B", help="embedding model id/path or random:SIZE")
+    p.add_argument("--reranker-model", default="random:0.6B", help="reranker model id/path or random:SIZE")
+    p.add_argument("--backend", default="auto")
+    p.add_argument(
+        "--workload",
+        action="append",
+        default=None,
+        help="seed | tokens:N | grid:QxD (repeatable; default: seed, tokens:300, grid:50x400)",
+    )
+    p.add_argument("-n", type=int, default=20000, help="documents per embedding workload")
+    p.add_argument(
+        "--sweep",
+        default=None,
+        help='engine options to sweep, e.g. "max_num_seqs=256,1024;max_num_batched_tokens=65536"',
+    )
+    p.add_argument("--option", action="append", default=[], help="fixed engine option KEY=VALUE")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--baselines", action="store_true", help="also run the baselines")
+    p.add_argument("--out", default="bench-out", help="folder for results.json and plots")
+    p.add_argument("--workdir", default=None, help="where random checkpoints are written")
+    p.add_argument(
+        "--apply", default=None, metavar="PATH", help="write the recommended settings to this config file"
+    )
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    workdir = args.workdir or os.path.join(tempfile.gettempdir(), "qwen3-rag-bench")
+    os.makedirs(workdir, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+    fixed = dict(_kv(o) for o in args.option)
+    workloads = args.workload or ["seed", "tokens:300", "grid:50x400"]
+    rows: list[dict] = []
+    emb_model = rr_model = None
+    for wl in workloads:
+        if wl.startswith("grid:"):
+            rr_model = rr_model or resolve_model(args.reranker_model, "reranker", workdir)
+            q, d = (int(x) for x in wl[5:].lower().split("x"))
+            docs = token_docs(d, 100, _tokenizer(rr_model))
+            queries = [f"question {i} about {TOPICS[i % len(TOPICS)]}?" for i in range(q)]
+            pairs = [(qq, dd) for qq in queries for dd in docs]
+            for opts in parse_sweep(args.sweep):
+                row = bench_rerank(rr_model, args.backend, pairs, {**fixed, **opts}, args.repeats)
+                row["workload"] = wl
+                rows.append(row)
+                print(format_table([row]).splitlines()[-1], flush=True)
+            if args.baselines:
+                row = baseline_generate_logprobs(rr_model, pairs)
+                row["workload"] = wl
+                rows.append(row)
+            continue
+        emb_model = emb_model or resolve_model(args.model, "embedding", workdir)
+        if wl == "seed":
+            texts = seed_docs(args.n)
+        elif wl.startswith("tokens:"):
+            texts = token_docs(args.n, int(wl.split(":")[1]), _tokenizer(emb_model))
+        else:
+            raise SystemExit(f"unknown workload {wl!r}")
+        for opts in parse_sweep(args.sweep):
+            row = bench_embed(emb_model, args.backend, texts, {**fixed, **opts}, args.repeats)
+            row["workload"] = wl
+            rows.append(row)
+            print(format_table([row]).splitlines()[-1], flush=True)
+        if args.baselines:
+            row = baseline_sentence_transformers(emb_model, texts)
+            row["workload"] = wl
+            rows.append(row)
+    print()
+    print(format_table(rows))
+    rec = recommend(rows)
+    print("\nrecommendation:", json.dumps(rec, indent=2))
+    env = {"python": platform.python_version(), "machine": platform.node()}
+    for mod in ("torch", "vllm", "transformers"):
+        try:
+            env[mod] = __import__(mod).__version__
+        except Exception:
+            pass
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            env["gpu"] = torch.cuda.get_device_name(0)
+            env["gpu_count"] = torch.cuda.device_count()
+    except Exception:
+        pass
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "argv": sys.argv,
+        "env": env,
+        "rows": rows,
+        "recommendation": rec,
+    }
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(result, f, indent=2, default=str)
+    plot(rows, os.path.join(args.out, "throughput.png"))
+    if args.apply:
+        from qwen3_rag.config import write_recommendation
+
+        write_recommendation(args.apply, rec)
+        print(f"wrote recommended settings to {args.apply}")
+    return 0
+
+
+def _kv(s: str) -> tuple[str, Any]:
+    k, v = s.split("=", 1)
+    return k.strip(), _value(v)
+
+
+def _tokenizer(model: str) -> Any:
+    from qwen3_rag.tokenizer import load_tokenizer
+
+    return load_tokenizer(model)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

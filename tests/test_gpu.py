@@ -1,0 +1,80 @@
+"""vLLM backend parity on a GPU (bf16) against the hf float32 reference on the same weights.
+
+Marked ``gpu``: skipped where vLLM or CUDA is absent. Run on the GPU machine with
+``python -m pytest -m gpu tests/test_gpu.py`` (see docs/gpu.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qwen3_rag.engine import vllm_available
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not vllm_available(), reason="needs vLLM and a CUDA GPU"),
+]
+
+DOCS = [
+    "Paris is the capital and most populous city of France.",
+    "Bananas are an excellent source of potassium.",
+    "The Eiffel Tower was completed in 1889 for the World's Fair held in Paris.",
+    "短い日本語の文書。",
+    "x",
+    "lorem ipsum dolor sit amet " * 60,
+]
+QUERIES = ["What is the capital of France?", "fruit nutrition", "When was the Eiffel Tower built?"]
+VLLM_OPTS = {"dtype": "bfloat16", "gpu_memory_utilization": 0.3, "enforce_eager": False}
+
+
+@pytest.fixture(scope="module", params=["tiny", "0.6B"])
+def checkpoints(request, tmp_path_factory):
+    from qwen3_rag.testing import make_qwen3, make_tiny_qwen3
+
+    if request.param == "tiny":
+        return (
+            make_tiny_qwen3(tmp_path_factory.mktemp("g-emb")),
+            make_tiny_qwen3(tmp_path_factory.mktemp("g-rr"), kind="reranker", seed=1),
+        )
+    return (
+        make_qwen3(tmp_path_factory.mktemp("g-emb6"), "0.6B", dtype="float32"),
+        make_qwen3(tmp_path_factory.mktemp("g-rr6"), "0.6B", seed=1, dtype="float32"),
+    )
+
+
+def test_vllm_matches_hf_fp32(checkpoints):
+    from qwen3_rag.engine import shutdown_engines
+
+    emb_path, rr_path = checkpoints
+    try:
+        _compare(emb_path, rr_path)
+    finally:
+        shutdown_engines()
+
+
+def _compare(emb_path, rr_path):
+    from qwen3_rag import Qwen3Embedder, Qwen3Reranker
+
+    ref_emb = Qwen3Embedder(emb_path, backend="hf", device="cuda", dtype="float32", max_length=512)
+    ref_rr = Qwen3Reranker(rr_path, backend="hf", device="cuda", dtype="float32", max_length=512)
+    ref_d, ref_q = ref_emb.embed_documents(DOCS), ref_emb.embed_queries(QUERIES)
+    pairs = [(q, d) for q in QUERIES for d in DOCS]
+    ref_s = ref_rr.score_pairs(pairs)
+
+    # embedder and reranker on one GPU in one process, with the default memory split
+    emb = Qwen3Embedder(emb_path, backend="vllm", max_length=512, **VLLM_OPTS)
+    rr = Qwen3Reranker(rr_path, backend="vllm", max_length=512, **VLLM_OPTS)
+    got_d, got_q = emb.embed_documents(DOCS), emb.embed_queries(QUERIES)
+    got_s = rr.score_pairs(pairs)
+
+    cos_d = (got_d * ref_d).sum(1)
+    cos_q = (got_q * ref_q).sum(1)
+    delta = np.abs(got_s - ref_s)
+    print(
+        f"\nPARITY {emb_path}: min cos docs {cos_d.min():.6f} queries {cos_q.min():.6f}; "
+        f"max |dscore| {delta.max():.6f}; score range {ref_s.min():.4f}..{ref_s.max():.4f}"
+    )
+    assert cos_d.min() >= 0.999 and cos_q.min() >= 0.999
+    assert delta.max() <= 5e-3
+    assert emb.embed_documents([]).shape == (0, emb.dimension)
