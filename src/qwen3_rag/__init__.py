@@ -10,8 +10,20 @@ Example:
 
 from qwen3_rag.embedder import Qwen3Embedder
 from qwen3_rag.formats import DEFAULT_INSTRUCTION
+from qwen3_rag.indexing import index_corpus
 from qwen3_rag.reranker import Qwen3Reranker, RerankResult
+from qwen3_rag.store import FaissStore, Hit
 
 __version__ = "0.1.0"
 
-__all__ = ["DEFAULT_INSTRUCTION", "Qwen3Embedder", "Qwen3Reranker", "RerankResult", "__version__"]
+__all__ = [
+    "DEFAULT_INSTRUCTION",
+    "FaissStore",
+    "Hit",
+    "Qwen3Embedder",
+    "Qwen3Reranker",
+    "RerankResult",
+    "__version__",
+    "index_corpus",
+]
+

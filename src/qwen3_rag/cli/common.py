@@ -1,0 +1,113 @@
+"""Options and output helpers shared by the ``qwen3-rag`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from qwen3_rag.engine import BACKENDS
+
+
+def add_model_options(parser: argparse.ArgumentParser, embedder: bool = True, reranker: bool = False) -> None:
+    """``--model``/``--reranker-model``, ``--backend`` and device options."""
+    g = parser.add_argument_group("model and device")
+    if embedder:
+        g.add_argument("--model", help="embedding model (hub id or local directory); for a store, "
+                       "default: the model it was built with, else Qwen/Qwen3-Embedding-0.6B")
+        g.add_argument("--dimensions", type=int, help="Matryoshka embedding size (default: full)")
+    if reranker:
+        g.add_argument("--reranker-model", help="reranker model (default: Qwen/Qwen3-Reranker-0.6B)")
+    g.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="vllm (GPU), hf (transformers, CPU/GPU), remote; auto: vllm when CUDA is usable")
+    g.add_argument("--device", help="hf backend device: cpu, cuda, cuda:1 ...")
+    g.add_argument("--dtype", help="model dtype: float32, bfloat16, float16")
+    g.add_argument("--gpu-memory-utilization", type=float,
+                   help="vllm backend: fraction of GPU memory per model (default 0.35)")
+    g.add_argument("--max-length", type=int, help="longest sequence in tokens (default 8192)")
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Backend keyword options from the device flags (only those the backend understands)."""
+    from qwen3_rag.engine import resolve_backend
+
+    backend = resolve_backend(args.backend)
+    opts: dict[str, Any] = {}
+    if args.dtype:
+        opts["dtype"] = args.dtype
+    if backend == "hf" and args.device:
+        opts["device"] = args.device
+    if backend == "vllm" and args.gpu_memory_utilization is not None:
+        opts["gpu_memory_utilization"] = args.gpu_memory_utilization
+    return opts
+
+
+def common_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kw: dict[str, Any] = {"backend": args.backend, **engine_options(args)}
+    if args.max_length:
+        kw["max_length"] = args.max_length
+    return kw
+
+
+def make_embedder(args: argparse.Namespace, model: str | None = None, dimension: int | None = None) -> Any:
+    """A ``Qwen3Embedder`` from the options; ``dimension`` (a store's) is matched when smaller."""
+    from qwen3_rag import Qwen3Embedder
+    from qwen3_rag.formats import DEFAULT_EMBEDDING_MODEL
+
+    name = args.model or model or DEFAULT_EMBEDDING_MODEL
+    emb = Qwen3Embedder(name, dimensions=args.dimensions, **common_kwargs(args))
+    if args.dimensions is None and dimension is not None and dimension < emb.dimension:
+        emb = Qwen3Embedder(name, dimensions=dimension, **common_kwargs(args))
+    return emb
+
+
+def make_reranker(args: argparse.Namespace) -> Any:
+    from qwen3_rag import Qwen3Reranker
+    from qwen3_rag.formats import DEFAULT_RERANKER_MODEL
+
+    return Qwen3Reranker(args.reranker_model or DEFAULT_RERANKER_MODEL, **common_kwargs(args))
+
+
+def progress_wanted(args: argparse.Namespace) -> bool | None:
+    return False if getattr(args, "no_progress", False) or getattr(args, "json", False) else None
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def preview(text: str, limit: int | None) -> str:
+    """``text`` on one line, cut to ``limit`` characters (with an ellipsis)."""
+    flat = " ".join(text.split())
+    if limit is None or len(flat) <= limit:
+        return flat
+    return flat[: max(0, limit - 1)] + "…"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], stretch: int | None = None) -> str:
+    """A plain-text table; column ``stretch`` is cut to fit the terminal width."""
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    if stretch is not None:
+        room = shutil.get_terminal_size((120, 20)).columns - sum(widths) + widths[stretch] - 2 * len(widths)
+        widths[stretch] = max(len(headers[stretch]), min(widths[stretch], room))
+        for r in cells:
+            r[stretch] = preview(r[stretch], widths[stretch])
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def key_values(pairs: Sequence[tuple[str, Any]]) -> str:
+    width = max(len(k) for k, _ in pairs)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in pairs)

@@ -1,0 +1,59 @@
+"""``qwen3-rag rerank PAIRS.jsonl -o OUT.jsonl``: score (query, document) pairs, resumably."""
+
+from __future__ import annotations
+
+import argparse
+
+from qwen3_rag.cli.common import (
+    add_json_option,
+    add_model_options,
+    key_values,
+    make_reranker,
+    print_json,
+    progress_wanted,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pairs", help='JSONL of {"query_id", "doc_id", "query", "document"} lines')
+    parser.add_argument("-o", "--output", required=True, help="output JSONL (input fields + scores)")
+    parser.add_argument("--top-k", type=int, help="keep each query's k best pairs, best first")
+    parser.add_argument("--min-confidence", type=float,
+                        help="drop pairs whose confidence |2p-1| is below this (0 to 1)")
+    parser.add_argument("--instruction", help="reranker task instruction")
+    parser.add_argument("--batch-size", type=int, default=64, help="pairs per scoring batch")
+    parser.add_argument("--commit-every", type=int, default=1024, help="input lines per durable commit")
+    parser.add_argument("--no-resume", action="store_true", help="discard an interrupted job, start over")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing finished output")
+    parser.add_argument("--skip-bad-lines", action="store_true", help="skip and count malformed lines")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_json_option(parser)
+    add_model_options(parser, embedder=False, reranker=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from qwen3_rag.rerank_job import rerank_pairs
+
+    if not Path(args.pairs).is_file():
+        raise FileNotFoundError(f"pairs file not found: {args.pairs}")
+    report = rerank_pairs(
+        args.pairs, args.output, make_reranker(args), batch_size=args.batch_size,
+        commit_every=args.commit_every, top_k=args.top_k, min_confidence=args.min_confidence,
+        instruction=args.instruction, resume=not args.no_resume, overwrite=args.overwrite,
+        skip_bad_lines=args.skip_bad_lines, show_progress=progress_wanted(args),
+    )
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(key_values([
+            ("output", report.output),
+            ("pairs scored", report.pairs_scored),
+            ("pairs written", report.pairs_written),
+            ("queries", report.queries),
+            ("bad lines skipped", report.skipped),
+            ("resumed from", f"line {report.resumed_from}" if report.resumed_from else "-"),
+            ("time", f"{report.elapsed_s:.1f} s"),
+        ]))
+    return 0

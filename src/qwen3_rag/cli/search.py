@@ -1,0 +1,82 @@
+"""``qwen3-rag search QUERY --store DIR``: vector search, optionally reranked."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from qwen3_rag.cli import CLIError
+from qwen3_rag.cli.common import (
+    add_json_option,
+    add_model_options,
+    make_embedder,
+    make_reranker,
+    print_json,
+    table,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query", help="the search query")
+    parser.add_argument("--store", required=True, help="store directory")
+    parser.add_argument("-k", type=int, default=5, help="results to return (default 5)")
+    parser.add_argument("--rerank", type=int, metavar="N",
+                        help="rerank the N best vector hits with Qwen3-Reranker, return the k best")
+    parser.add_argument("--score-threshold", type=float, help="drop vector hits below this cosine score")
+    parser.add_argument("--min-confidence", type=float,
+                        help="with --rerank: drop results whose confidence |2p-1| is below this")
+    parser.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"lang": {"$in": ["en", "fr"]}}\'')
+    parser.add_argument("--instruction", help="task instruction for the query (and the reranker)")
+    parser.add_argument("--preview-chars", type=int, default=200, help="text preview length (default 200)")
+    parser.add_argument("--full-text", action="store_true", help="print whole texts, not previews")
+    add_json_option(parser)
+    add_model_options(parser, reranker=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from qwen3_rag.retrieval import search_documents
+    from qwen3_rag.store import FaissStore, read_manifest
+
+    if args.k < 1:
+        raise CLIError(f"-k must be positive, got {args.k}")
+    if args.rerank is not None and args.rerank < 1:
+        raise CLIError(f"--rerank must be positive, got {args.rerank}")
+    if args.min_confidence is not None and args.rerank is None:
+        raise CLIError("--min-confidence needs --rerank N (confidence comes from the reranker)")
+    flt = None
+    if args.filter:
+        try:
+            flt = json.loads(args.filter)
+        except json.JSONDecodeError as e:
+            raise CLIError(f"--filter is not valid JSON: {e.msg} at column {e.colno}") from e
+    started = time.perf_counter()
+    _, manifest = read_manifest(args.store)
+    recorded = manifest.get("embedder") or {}
+    if not (args.model or recorded.get("model")):
+        raise CLIError(f"{args.store} does not record its embedding model; pass --model")
+    embedder = make_embedder(args, model=recorded.get("model"), dimension=manifest["dimension"])
+    store = FaissStore.load(args.store, embedder)
+    reranker = make_reranker(args) if args.rerank else None
+    load_ms = (time.perf_counter() - started) * 1000.0
+    resp = search_documents(
+        store, embedder, args.query, args.k, filter=flt, score_threshold=args.score_threshold,
+        reranker=reranker, rerank_candidates=args.rerank, min_confidence=args.min_confidence,
+        instruction=args.instruction,
+    )
+    limit = None if args.full_text else args.preview_chars
+    if args.json:
+        print_json({**resp.to_dict(limit), "store": str(args.store), "k": args.k,
+                    "load_time_ms": round(load_ms, 3)})
+        return 0
+    headers = ["rank", "score"] + (["relevance", "confidence"] if reranker else []) + ["id", "length", "text"]
+    rows = []
+    for r in resp.results:
+        rel = [f"{r.relevance_score:.4f}", f"{r.confidence:.4f}"] if reranker else []
+        text = r.text if limit is None else r.text[:limit]
+        rows.append([r.rank, f"{r.score:.4f}", *rel, r.id, r.text_length, " ".join(text.split())])
+    if rows:
+        print(table(headers, rows, stretch=None if args.full_text else len(headers) - 1))
+    print(f"{len(resp.results)} shown, {resp.total_found} found in {resp.processing_time_ms:.1f} ms"
+          f" (models and store loaded in {load_ms:.0f} ms)")
+    return 0

@@ -1,0 +1,227 @@
+"""Faiss index choices for :class:`qwen3_rag.FaissStore`: what ``index="auto"`` picks, and how.
+
+Vectors are L2-normalised, so every index uses inner product (= cosine). The kinds:
+
+========== ============================================ ==========================================
+kind       Faiss index                                  use
+========== ============================================ ==========================================
+``flat``   ``IndexIDMap2(IndexFlatIP)``                 exact; ``auto`` below ``FLAT_MAX`` vectors
+``ivf``    ``IndexIVFFlat`` (``nlist`` ≈ 4·√n)          ``auto`` up to ``SQ8_MIN`` vectors
+``ivf-sq8`` ``IndexIVFScalarQuantizer`` (8-bit)         4× smaller; ``auto`` from ``SQ8_MIN`` (~10M)
+``ivf-pq`` ``IndexIVFPQ`` (``d/4`` bytes per vector)    16× smaller, lower recall (explicit only)
+``hnsw``   ``IndexIDMap2(IndexHNSWFlat(M=32))``         graph index, no native delete (explicit only)
+========== ============================================ ==========================================
+
+Recall@10 of each kind at these defaults is measured by ``benchmarks/faiss_recall.py``
+(figures in ``docs/faiss_store.md``).
+
+Example:
+    >>> from qwen3_rag.faiss_index import IndexSpec, choose_kind
+    >>> choose_kind(1_000), choose_kind(1_000_000), choose_kind(20_000_000)
+    ('flat', 'ivf', 'ivf-sq8')
+    >>> IndexSpec.for_size("ivf", 1_000_000).nlist
+    4096
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+INDEX_KINDS = ("flat", "ivf", "ivf-sq8", "ivf-pq", "hnsw")
+FLAT_MAX = 200_000
+"""Below this many vectors ``auto`` keeps exact search."""
+SQ8_MIN = 5_000_000
+"""From this many vectors ``auto`` stores 8-bit codes (IVF-SQ8) instead of float32."""
+TRAIN_POINTS_PER_LIST = 50
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+
+
+def faiss_module() -> Any:
+    """Import faiss with a clear message when it is missing."""
+    try:
+        import faiss
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("FaissStore needs faiss: pip install faiss-cpu (or faiss-gpu)") from e
+    return faiss
+
+
+def choose_kind(n: int) -> str:
+    """The index kind ``index="auto"`` uses for ``n`` vectors."""
+    if n < FLAT_MAX:
+        return "flat"
+    return "ivf" if n < SQ8_MIN else "ivf-sq8"
+
+
+def default_nlist(n: int) -> int:
+    """IVF list count for ``n`` vectors: the power of two nearest 4·√n, in [16, 65536]."""
+    target = 4.0 * math.sqrt(max(n, 1))
+    return int(min(65536, max(16, 2 ** round(math.log2(target)))))
+
+
+def default_nprobe(nlist: int) -> int:
+    """Lists probed per query: nlist/16 (at least 16) — recall@10 ≥ 0.95 in the benchmark."""
+    return int(min(nlist, max(16, nlist // 16)))
+
+
+def default_pq_m(dim: int) -> int:
+    """PQ sub-quantizers: the largest divisor of ``dim`` not above ``dim / 4`` (1 byte each)."""
+    for m in range(max(1, dim // 4), 0, -1):
+        if dim % m == 0:
+            return m
+    return 1  # pragma: no cover - 1 always divides
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """A concrete index choice and its parameters (recorded in the store's manifest)."""
+
+    kind: str = "flat"
+    nlist: int | None = None
+    nprobe: int | None = None
+    pq_m: int | None = None
+    hnsw_m: int = HNSW_M
+    ef_construction: int = HNSW_EF_CONSTRUCTION
+    ef_search: int = HNSW_EF_SEARCH
+
+    def __post_init__(self) -> None:
+        if self.kind not in INDEX_KINDS:
+            raise ValueError(f"index kind must be 'auto' or one of {INDEX_KINDS}, got {self.kind!r}")
+
+    @property
+    def is_ivf(self) -> bool:
+        return self.kind.startswith("ivf")
+
+    @classmethod
+    def for_size(cls, kind: str, n: int, dim: int | None = None, **overrides: Any) -> IndexSpec:
+        """Default parameters of ``kind`` for a collection of ``n`` vectors."""
+        spec = cls(kind=kind, **overrides)
+        if spec.is_ivf and spec.nlist is None:
+            spec = replace(spec, nlist=default_nlist(n))
+        if spec.is_ivf and spec.nprobe is None:
+            spec = replace(spec, nprobe=default_nprobe(spec.nlist or 16))
+        if spec.kind == "ivf-pq" and spec.pq_m is None and dim is not None:
+            spec = replace(spec, pq_m=default_pq_m(dim))
+        return spec
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters that matter for this kind (for manifests and display)."""
+        hnsw = ("hnsw_m", "ef_construction", "ef_search")
+        return {k: v for k, v in asdict(self).items()
+                if v is not None and (self.kind == "hnsw" or k not in hnsw)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexSpec:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+    def train_size(self) -> int:
+        """How many vectors training should see (0 when the kind needs no training)."""
+        return TRAIN_POINTS_PER_LIST * (self.nlist or 0) if self.is_ivf else 0
+
+
+def build_index(spec: IndexSpec, dim: int) -> Any:
+    """A new, empty Faiss index for ``spec`` that accepts ``add_with_ids``."""
+    faiss = faiss_module()
+    ip = faiss.METRIC_INNER_PRODUCT
+    if spec.kind == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if spec.kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dim, spec.hnsw_m, ip)
+        inner.hnsw.efConstruction = spec.ef_construction
+        inner.hnsw.efSearch = spec.ef_search
+        return faiss.IndexIDMap2(inner)
+    nlist = spec.nlist or 16
+    quantizer = faiss.IndexFlatIP(dim)
+    if spec.kind == "ivf":
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, ip)
+    elif spec.kind == "ivf-sq8":
+        index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, ip)
+    else:
+        m = spec.pq_m or default_pq_m(dim)
+        if dim % m:
+            raise ValueError(f"pq_m={m} must divide the dimension {dim}")
+        index = faiss.IndexIVFPQ(quantizer, dim, nlist, m, 8, ip)
+    index.quantizer_trains_alone = 0
+    index.own_fields = True
+    quantizer.this.disown()  # the IVF index owns (and frees) its quantizer
+    # ids are the store's int64 keys: a hash-table direct map allows reconstruct() and removal
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    index.nprobe = spec.nprobe or default_nprobe(nlist)
+    return index
+
+
+def search_params(spec: IndexSpec, index: Any, selector: Any = None, widen: int = 1) -> Any:
+    """Faiss ``SearchParameters`` for one search; ``widen`` multiplies nprobe / efSearch."""
+    faiss = faiss_module()
+    if spec.is_ivf:
+        nlist = int(index.nlist)
+        nprobe = min(nlist, (spec.nprobe or default_nprobe(nlist)) * widen)
+        return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+    if spec.kind == "hnsw":
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=spec.ef_search * widen)
+    return faiss.SearchParameters(sel=selector)
+
+
+def is_exhaustive(spec: IndexSpec, index: Any, widen: int) -> bool:
+    """True when a search with this ``widen`` already looks at every vector."""
+    if spec.kind == "flat":
+        return True
+    if spec.is_ivf:
+        return (spec.nprobe or 1) * widen >= int(index.nlist)
+    return False
+
+
+def supports_remove(spec: IndexSpec) -> bool:
+    """HNSW graphs cannot drop vectors: the store leaves them as unreachable orphans."""
+    return spec.kind != "hnsw"
+
+
+def remove_ids(index: Any, iids: np.ndarray) -> None:
+    """Remove int64 keys from an index (IDMap2 or IVF with a hash-table direct map)."""
+    if len(iids):
+        faiss = faiss_module()
+        index.remove_ids(faiss.IDSelectorArray(np.ascontiguousarray(iids, dtype=np.int64)))
+
+
+def reconstruct(index: Any, iids: np.ndarray, batch: int = 65536) -> np.ndarray:
+    """The stored vectors of ``iids`` (decoded, for compressed kinds), float32 (n, d)."""
+    out = np.empty((len(iids), index.d), dtype=np.float32)
+    for s in range(0, len(iids), batch):
+        part = np.ascontiguousarray(iids[s : s + batch], dtype=np.int64)
+        out[s : s + len(part)] = index.reconstruct_batch(part)
+    return out
+
+
+def training_sample(vectors: np.ndarray, size: int) -> np.ndarray:
+    """Evenly spaced rows (deterministic), at most ``size`` of them."""
+    n = len(vectors)
+    if n <= size:
+        return vectors
+    rows = np.linspace(0, n - 1, size).astype(np.int64)
+    return vectors[rows]
+
+
+def to_gpu(index: Any) -> Any | None:
+    """A copy of ``index`` on all visible GPUs, or ``None`` when none (or unsupported)."""
+    faiss = faiss_module()
+    if not hasattr(faiss, "get_num_gpus") or faiss.get_num_gpus() == 0:
+        return None
+    return faiss.index_cpu_to_all_gpus(index)
+
+
+__all__ = [
+    "FLAT_MAX",
+    "INDEX_KINDS",
+    "SQ8_MIN",
+    "IndexSpec",
+    "build_index",
+    "choose_kind",
+    "default_nlist",
+    "default_nprobe",
+]

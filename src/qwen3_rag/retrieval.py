@@ -1,0 +1,121 @@
+"""Search a store for a text query, optionally reranking the candidates (CLI, service).
+
+Example:
+    >>> import numpy as np
+    >>> from qwen3_rag import FaissStore, Qwen3Embedder
+    >>> from qwen3_rag.retrieval import search_documents
+    >>> from qwen3_rag.testing import make_tiny_qwen3
+    >>> emb = Qwen3Embedder(make_tiny_qwen3("/tmp/qwen3-rag-doctest-emb"), backend="hf")
+    >>> store = FaissStore(emb.dimension, embedder=emb)
+    >>> docs = ["Paris is the capital of France.", "Bananas are yellow."]
+    >>> _ = store.add(docs, emb.embed_documents(docs), ids=["paris", "banana"])
+    >>> resp = search_documents(store, emb, "capital of France?", k=1)
+    >>> resp.total_found, len(resp.results), resp.results[0].text_length in (31, 19)
+    (1, 1, True)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SearchResult:
+    """One result: the document, its vector score and, when reranked, P(yes) and confidence."""
+
+    rank: int
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    relevance_score: float | None = None
+    confidence: float | None = None
+
+    @property
+    def text_length(self) -> int:
+        return len(self.text)
+
+    def to_dict(self, preview_chars: int | None = None) -> dict[str, Any]:
+        """JSON-ready; ``text`` is cut to ``preview_chars`` (``text_length`` stays the full length)."""
+        text = self.text if preview_chars is None else self.text[:preview_chars]
+        out: dict[str, Any] = {
+            "rank": self.rank, "id": self.id, "score": self.score, "text": text,
+            "text_length": self.text_length, "truncated": len(text) < self.text_length,
+            "metadata": self.metadata,
+        }
+        if self.relevance_score is not None:
+            out["relevance_score"] = self.relevance_score
+            out["confidence"] = self.confidence
+        return out
+
+
+@dataclass
+class SearchResponse:
+    """Results, best first; ``total_found`` counts the candidates that passed every threshold."""
+
+    query: str
+    results: list[SearchResult]
+    total_found: int
+    processing_time_ms: float
+
+    def to_dict(self, preview_chars: int | None = None) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "total_found": self.total_found,
+            "processing_time_ms": round(self.processing_time_ms, 3),
+            "results": [r.to_dict(preview_chars) for r in self.results],
+        }
+
+
+def search_documents(
+    store: Any,
+    embedder: Any,
+    query: str,
+    k: int = 5,
+    *,
+    filter: Mapping[str, Any] | None = None,
+    score_threshold: float | None = None,
+    reranker: Any = None,
+    rerank_candidates: int | None = None,
+    min_confidence: float | None = None,
+    instruction: str | None = None,
+) -> SearchResponse:
+    """Embed ``query``, search ``store``; with a ``reranker``, rerank the candidates.
+
+    Args:
+        k: results returned.
+        filter, score_threshold: passed to :meth:`FaissStore.search` (cosine threshold).
+        reranker: a ``Qwen3Reranker``; the ``rerank_candidates`` (default ``4 * k``) best
+            vector hits are reranked and the ``k`` best by P(yes) are returned.
+        min_confidence: with a reranker, drop results whose confidence ``|2p − 1|`` is below.
+        instruction: query instruction for the embedder (and the reranker).
+    """
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError("the query must be a non-empty string")
+    if k < 1:
+        raise ValueError(f"k must be positive, got {k}")
+    started = time.perf_counter()
+    n = max(k, rerank_candidates or 4 * k) if reranker is not None else k
+    qv = embedder.embed_queries([query], instruction)
+    hits = store.search(qv, k=n, filter=filter, score_threshold=score_threshold)[0]
+    if reranker is None:
+        results = [SearchResult(i + 1, h.id, h.score, h.text, h.metadata) for i, h in enumerate(hits)]
+        total = len(hits)
+    else:
+        ranked = reranker.rerank(query, [h.text for h in hits], instruction=instruction) if hits else []
+        if min_confidence is not None:
+            ranked = [r for r in ranked if r.confidence >= min_confidence]
+        total = len(ranked)
+        results = [
+            SearchResult(i + 1, hits[r.index].id, hits[r.index].score, hits[r.index].text,
+                         hits[r.index].metadata, r.relevance_score, r.confidence)
+            for i, r in enumerate(ranked[:k])
+        ]
+    elapsed = (time.perf_counter() - started) * 1000.0
+    return SearchResponse(query, results[:k], total, elapsed)
+
+
+__all__ = ["SearchResponse", "SearchResult", "search_documents"]
