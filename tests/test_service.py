@@ -270,7 +270,7 @@ def test_api_key(embedder, reranker):
         assert c.get("/metrics", headers=ok).status_code == 200
 
 
-def test_openapi_fuzz_no_server_errors(embedder, reranker):
+def test_openapi_fuzz_no_server_errors(embedder, reranker, store):
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
@@ -278,13 +278,13 @@ def test_openapi_fuzz_no_server_errors(embedder, reranker):
     from schemathesis.checks import not_a_server_error
 
     seen: list[int] = []
-    with serve_in_thread(create_app(embedder, reranker, limits=SMALL)) as base:
+    with serve_in_thread(create_app(embedder, reranker, store, limits=SMALL)) as base:
         schema = schemathesis.openapi.from_url(base + "/openapi.json")
         cases = st.one_of(schema.as_strategy(GenerationMode.POSITIVE),
                           schema.as_strategy(GenerationMode.NEGATIVE))
 
         @given(case=cases)
-        @settings(max_examples=150, deadline=None, database=None, phases=[Phase.generate],
+        @settings(max_examples=200, deadline=None, database=None, phases=[Phase.generate],
                   suppress_health_check=list(HealthCheck))
         def fuzz(case):
             response = case.call_and_validate(base_url=base, checks=[not_a_server_error])
@@ -293,3 +293,128 @@ def test_openapi_fuzz_no_server_errors(embedder, reranker):
         fuzz()
     assert len(seen) >= 100 and max(seen) < 500
     assert 200 in seen and any(400 <= s < 500 for s in seen)
+
+
+# --- /search over a real, saved and reloaded FaissStore ------------------------------------
+
+CORPUS = [
+    ("fr-1", "Paris is the capital and most populous city of France. " * 4, {"lang": "en", "year": 2001}),
+    ("fr-2", "La tour Eiffel se trouve à Paris.", {"lang": "fr", "year": 1889}),
+    ("fruit-1", "Bananas are an excellent source of potassium.", {"lang": "en", "year": 2010}),
+    ("fruit-2", "Apples and pears grow in temperate climates.", {"lang": "en", "year": 2015}),
+    ("jp-1", "東京は日本の首都です。", {"lang": "ja", "year": 2020}),
+    ("misc-1", "The mitochondria is the powerhouse of the cell.", {"lang": "en", "year": 1990}),
+]
+
+
+@pytest.fixture(scope="module")
+def store(embedder, tmp_path_factory):
+    from qwen3_rag.store import FaissStore
+
+    s = FaissStore(embedder.dimension, embedder=embedder)
+    texts = [t for _, t, _ in CORPUS]
+    s.add(texts, embedder.embed_documents(texts), ids=[i for i, _, _ in CORPUS],
+          metadatas=[m for *_, m in CORPUS])
+    path = s.save(tmp_path_factory.mktemp("store") / "idx")
+    return FaissStore.load(path, embedder)
+
+
+@pytest.fixture(scope="module")
+def search_url(embedder, reranker, store):
+    with serve_in_thread(create_app(embedder, reranker, store)) as base:
+        yield base
+
+
+def vector_order(embedder, query, ids=None):
+    """(id, cosine) of the corpus for ``query``, best first, computed here with numpy."""
+    rows = [c for c in CORPUS if ids is None or c[0] in ids]
+    scores = embedder.embed_documents([t for _, t, _ in rows]) @ embedder.embed_query(query)
+    return [(rows[i][0], float(scores[i])) for i in np.argsort(-scores, kind="stable")]
+
+
+def test_search(search_url, embedder):
+    with httpx.Client(base_url=search_url, timeout=60) as c:
+        h = c.get("/health").json()
+        assert h["index"] == {"size": len(CORPUS), "dimension": embedder.dimension}
+        r = c.post("/search", json={"query": QUERY, "top_k": 3, "preview_chars": 20}).json()
+    expected = vector_order(embedder, QUERY)[:3]
+    assert [x["id"] for x in r["results"]] == [i for i, _ in expected]
+    assert [x["score"] for x in r["results"]] == pytest.approx([s for _, s in expected], abs=1e-4)
+    assert [x["rank"] for x in r["results"]] == [1, 2, 3]
+    full = {i: t for i, t, _ in CORPUS}
+    for x in r["results"]:
+        assert x["text"] == full[x["id"]][:20] and x["text_length"] == len(full[x["id"]])
+        assert x["truncated"] == (len(full[x["id"]]) > 20) and x["relevance_score"] is None
+        assert x["metadata"] == next(m for i, _, m in CORPUS if i == x["id"])
+    assert r["total_found"] == 3 and r["reranked"] is False
+    assert set(r["timings_ms"]) == {"embed", "search", "total"} and r["processing_time_ms"] > 0
+
+
+def test_search_filter_and_threshold(search_url, embedder):
+    with httpx.Client(base_url=search_url, timeout=60) as c:
+        flt = {"lang": "en", "year": {"$gte": 2001}}
+        r = c.post("/search", json={"query": QUERY, "top_k": 10, "filter": flt})
+        expected = vector_order(embedder, QUERY, ids={"fr-1", "fruit-1", "fruit-2"})
+        assert [x["id"] for x in r.json()["results"]] == [i for i, _ in expected]
+        cut = vector_order(embedder, QUERY)[2][1]
+        r = c.post("/search", json={"query": QUERY, "top_k": 10, "score_threshold": cut}).json()
+        assert [x["id"] for x in r["results"]] == [i for i, s in vector_order(embedder, QUERY) if s >= cut]
+        for bad in ({"lang": {"$regex": "e.*"}}, {}, {"lang": {"$in": "en"}}, {"lang": [1, 2]}):
+            r = c.post("/search", json={"query": QUERY, "filter": bad})
+            assert r.status_code == 422, (bad, r.text)
+            assert r.json()["detail"][0]["msg"]
+
+
+def test_search_rerank(search_url, embedder, reranker):
+    candidates = [i for i, _ in vector_order(embedder, QUERY)[:4]]
+    texts = {i: t for i, t, _ in CORPUS}
+    p = reranker.score(QUERY, [texts[i] for i in candidates])
+    best = [candidates[j] for j in np.argsort(-p, kind="stable")]
+    with httpx.Client(base_url=search_url, timeout=60) as c:
+        r = c.post("/search", json={"query": QUERY, "top_k": 2, "rerank": 4}).json()
+        assert r["reranked"] and [x["id"] for x in r["results"]] == best[:2] and r["total_found"] == 4
+        for x in r["results"]:
+            q = float(p[candidates.index(x["id"])])
+            assert x["relevance_score"] == pytest.approx(q, abs=1e-5)
+            assert x["confidence"] == pytest.approx(abs(2 * q - 1), abs=1e-5)
+        assert set(r["timings_ms"]) == {"embed", "search", "rerank", "total"}
+
+        conf = np.abs(2 * p - 1)
+        mid = float(np.median(conf))
+        r = c.post("/search", json={"query": QUERY, "top_k": 4, "rerank": 4, "min_confidence": mid}).json()
+        assert r["total_found"] == int((conf >= mid).sum())
+        assert all(x["confidence"] >= mid for x in r["results"])
+
+        r = c.post("/search", json={"query": QUERY, "top_k": 1, "rerank": True}).json()  # 4 × top_k
+        assert [x["id"] for x in r["results"]] == best[:1] and r["total_found"] == 4
+
+        for body in ({"query": QUERY, "min_confidence": 0.5}, {"query": QUERY, "top_k": 0},
+                     {"query": QUERY, "top_k": 1001}, {"query": QUERY, "rerank": -1},
+                     {"query": QUERY, "rerank": 5000}, {"query": "   "},
+                     {"query": QUERY, "preview_chars": -1}):
+            assert c.post("/search", json=body).status_code == 422, body
+
+
+def test_search_without_reranker(embedder, store):
+    with serve_in_thread(create_app(embedder, None, store)) as base:
+        r = httpx.post(base + "/search", json={"query": QUERY, "rerank": True}, timeout=60)
+        assert r.status_code == 422 and "no reranker" in r.text
+        assert httpx.post(base + "/rerank", json={"query": "q", "documents": ["a"]}).status_code == 404
+
+
+def test_concurrent_searches(search_url, embedder, reranker):
+    queries = [f"question {i} about {t}" for i, t in enumerate(["France", "fruit", "cells", "Japan"] * 6)]
+
+    async def run():
+        async with httpx.AsyncClient(base_url=search_url, timeout=120) as ac:
+            return await asyncio.gather(*(ac.post("/search", json={"query": q, "top_k": 2, "rerank": 3})
+                                          for q in queries))
+
+    responses = asyncio.run(run())
+    texts = {i: t for i, t, _ in CORPUS}
+    for q, r in zip(queries, responses, strict=True):
+        assert r.status_code == 200
+        candidates = [i for i, _ in vector_order(embedder, q)[:3]]
+        p = reranker.score(q, [texts[i] for i in candidates])
+        best = [candidates[j] for j in np.argsort(-p, kind="stable")[:2]]
+        assert [x["id"] for x in r.json()["results"]] == best
