@@ -85,3 +85,33 @@ def test_serve_bad_store_is_a_one_line_error(tmp_path):
                          timeout=120)
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert res.stderr.startswith("qwen3-rag: error: ") and "Traceback" not in res.stderr
+
+
+def test_cli_search_with_the_remote_backend_matches_hf(store_dir, tiny_embedding, tiny_reranker):
+    """``qwen3-rag search --backend remote`` against a running service gives the hf results."""
+    import json
+
+    from qwen3_rag import Qwen3Embedder, Qwen3Reranker
+    from qwen3_rag.service import create_app
+    from qwen3_rag.testing.server import serve_in_thread
+
+    def search(*extra: str) -> dict:
+        res = subprocess.run([sys.executable, "-m", "qwen3_rag", "search", "capital of France?", "--store",
+                              store_dir, "-k", "2", "--rerank", "3", "--reranker-model", tiny_reranker,
+                              "--json", *extra], env=env(QWEN3_RAG_REMOTE_API_KEY="rk"),
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+    app = create_app(Qwen3Embedder(tiny_embedding, backend="hf"), Qwen3Reranker(tiny_reranker, backend="hf"),
+                     api_key="rk")
+    with serve_in_thread(app) as url:
+        remote = search("--backend", "remote", "--base-url", url)
+    local = search("--backend", "hf")
+    assert [r["id"] for r in remote["results"]] == [r["id"] for r in local["results"]]
+    for a, b in zip(remote["results"], local["results"], strict=True):
+        assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+        assert a["relevance_score"] == pytest.approx(b["relevance_score"], abs=1e-4)
+    res = subprocess.run([sys.executable, "-m", "qwen3_rag", "search", "q", "--store", store_dir,
+                          "--backend", "remote"], env=env(), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "needs --base-url" in res.stderr
