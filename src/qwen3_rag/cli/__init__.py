@@ -42,6 +42,7 @@ COMMANDS: list[Command] = [
     Command("search", "qwen3_rag.cli.search", "search a store, optionally reranking the candidates"),
     Command("rerank", "qwen3_rag.cli.rerank", "score a JSONL file of (query, document) pairs (resumable)"),
     Command("info", "qwen3_rag.cli.info", "describe a store"),
+    Command("serve", "qwen3_rag.service.cli", "run the HTTP service (search, rerank, embeddings)"),
 ]
 """Registered subcommands; others add theirs here (``serve``, ``bench``, ``eval``...)."""
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from qwen3_rag.engine import BACKENDS
+
+REMOTE_API_KEY_ENV = "QWEN3_RAG_REMOTE_API_KEY"
 
 
 def add_model_options(parser: argparse.ArgumentParser, embedder: bool = True, reranker: bool = False) -> None:
@@ -28,6 +31,11 @@ def add_model_options(parser: argparse.ArgumentParser, embedder: bool = True, re
     g.add_argument("--gpu-memory-utilization", type=float,
                    help="vllm backend: fraction of GPU memory per model (default 0.35)")
     g.add_argument("--max-length", type=int, help="longest sequence in tokens (default 8192)")
+    g.add_argument("--base-url", help="remote backend: URL of the server (vllm serve or qwen3-rag serve); "
+                   f"its API key from ${REMOTE_API_KEY_ENV}")
+    if reranker:
+        g.add_argument("--reranker-base-url",
+                       help="remote backend: the reranker's server (default: --base-url)")
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +54,14 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["device"] = args.device
     if backend == "vllm" and args.gpu_memory_utilization is not None:
         opts["gpu_memory_utilization"] = args.gpu_memory_utilization
+    if backend == "remote":
+        from qwen3_rag.cli import CLIError
+
+        if not args.base_url:
+            raise CLIError("--backend remote needs --base-url URL")
+        opts["base_url"] = args.base_url
+        if os.environ.get(REMOTE_API_KEY_ENV):
+            opts["api_key"] = os.environ[REMOTE_API_KEY_ENV]
     return opts
 
 
@@ -72,7 +88,10 @@ def make_reranker(args: argparse.Namespace) -> Any:
     from qwen3_rag import Qwen3Reranker
     from qwen3_rag.formats import DEFAULT_RERANKER_MODEL
 
-    return Qwen3Reranker(args.reranker_model or DEFAULT_RERANKER_MODEL, **common_kwargs(args))
+    kw = common_kwargs(args)
+    if kw["backend"] == "remote" and getattr(args, "reranker_base_url", None):
+        kw["base_url"] = args.reranker_base_url
+    return Qwen3Reranker(args.reranker_model or DEFAULT_RERANKER_MODEL, **kw)
 
 
 def progress_wanted(args: argparse.Namespace) -> bool | None:

@@ -1,0 +1,91 @@
+"""``serve()`` and the ``qwen3-rag serve`` subcommand (``add_arguments``/``run``, see
+:mod:`qwen3_rag.cli`). Heavy imports (fastapi, uvicorn, the models) happen in ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any
+
+logger = logging.getLogger("qwen3_rag")
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+API_KEY_ENV = "QWEN3_RAG_API_KEY"
+
+
+def serve(
+    embedder: Any,
+    reranker: Any = None,
+    store: Any = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    log_level: str = "info",
+    **app_options: Any,
+) -> None:
+    """Run the service with uvicorn until interrupted (binds 127.0.0.1 unless told otherwise).
+
+    ``app_options`` (``limits``, model names) go to :func:`qwen3_rag.service.create_app`.
+    """
+    import uvicorn
+
+    from qwen3_rag.service.app import create_app
+
+    if host not in LOOPBACK and not api_key:
+        logger.warning("qwen3_rag: serving on %s without an API key: anyone who reaches it can use it", host)
+    app = create_app(embedder, reranker, store, api_key=api_key, **app_options)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``serve`` subcommand's options."""
+    from qwen3_rag.cli.common import add_model_options
+
+    parser.add_argument("--store", metavar="DIR", help="store directory: enables POST /search")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
+                        help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV})")
+    parser.add_argument("--no-reranker", action="store_true", help="serve without a reranker")
+    parser.add_argument("--max-batch-items", type=int, help="most sequences per engine call (default 256)")
+    parser.add_argument("--batch-wait-ms", type=float,
+                        help="how long a request waits for others to share its engine call (default 2)")
+    parser.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
+    add_model_options(parser, reranker=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the models (and store) named by ``args`` and serve until interrupted."""
+    from qwen3_rag.cli import CLIError
+    from qwen3_rag.cli.common import make_embedder, make_reranker
+
+    try:
+        import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        raise CLIError(f"serve needs the 'serve' extra ({e.name} is missing): "
+                       "pip install 'qwen3-rag[serve]'") from e
+    from qwen3_rag.service.schemas import ServiceLimits
+    from qwen3_rag.store import FaissStore, read_manifest
+
+    if not 0 < args.port < 65536:
+        raise CLIError(f"--port must be 1..65535, got {args.port}")
+    limits = ServiceLimits(**{k: v for k, v in (("max_batch_items", args.max_batch_items),
+                                                  ("batch_wait_ms", args.batch_wait_ms)) if v is not None})
+    store = None
+    if args.store:
+        _, manifest = read_manifest(args.store)
+        recorded = manifest.get("embedder") or {}
+        if not (args.model or recorded.get("model")):
+            raise CLIError(f"{args.store} does not record its embedding model; pass --model")
+        embedder = make_embedder(args, model=recorded.get("model"), dimension=manifest["dimension"])
+        store = FaissStore.load(args.store, embedder)
+    else:
+        embedder = make_embedder(args)
+    reranker = None if args.no_reranker else make_reranker(args)
+    serve(embedder, reranker, store, host=args.host, port=args.port, api_key=args.api_key,
+          log_level=args.log_level, limits=limits)
+    return 0
