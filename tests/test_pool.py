@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -20,7 +22,7 @@ def test_split_by_tokens_is_contiguous_and_balanced():
     lengths = [10] * 7 + [100] + [10] * 12
     ranges = split_by_tokens(lengths, 3)
     assert ranges[0][0] == 0 and ranges[-1][1] == len(lengths)
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
     sums = [sum(lengths[a:b]) for a, b in ranges]
     assert max(sums) <= 2 * min(sums)
     assert split_by_tokens([5], 4) == [(0, 1)]
@@ -46,5 +48,5 @@ def test_pool_of_two_processes_matches_single_engine(tiny_embedding, tiny_rerank
 
 
 def test_pool_worker_start_failure_is_reported(tiny_embedding):
-    with pytest.raises(RuntimeError, match="worker failed to start.*unknown option"):
+    with pytest.raises(RuntimeError, match=r"worker failed to start.*unknown option"):
         Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, not_an_option=1)

@@ -301,7 +301,7 @@ def format_table(rows: Sequence[dict]) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
 
-        def f(key: str, fmt: str) -> str:
+        def f(key: str, fmt: str, r: dict = r) -> str:
             v = r.get(key)
             return format(v, fmt) if isinstance(v, int | float) else "-"
 

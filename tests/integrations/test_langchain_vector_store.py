@@ -9,9 +9,9 @@ pytest.importorskip("langchain_core")
 
 from langchain_core.documents import Document
 from langchain_qwen3_rag import Qwen3Embeddings, Qwen3FaissVectorStore, Qwen3Rerank
-from qwen3_rag.store import EmbedderMismatchError
 
 from qwen3_rag import FaissStore, Qwen3Embedder
+from qwen3_rag.store import EmbedderMismatchError
 
 TEXTS = [
     "Paris is the capital of France.",

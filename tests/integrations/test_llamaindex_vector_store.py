@@ -20,6 +20,7 @@ from llama_index.core.vector_stores import (
 from llama_index.embeddings.qwen3_rag import Qwen3Embedding
 from llama_index.postprocessor.qwen3_rag import Qwen3Rerank
 from llama_index.vector_stores.qwen3_rag import Qwen3FaissVectorStore, to_store_filter
+
 from qwen3_rag.store import EmbedderMismatchError
 
 ROWS = [  # text, lang, year, source document

@@ -63,7 +63,7 @@ def split_by_tokens(lengths: Sequence[int], parts: int) -> list[tuple[int, int]]
             i -= 1
         cuts.append(max(cuts[-1], min(i + 1, len(cum))))
     cuts.append(len(cum))
-    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def _worker(
