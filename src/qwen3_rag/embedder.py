@@ -11,15 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from qwen3_rag.config import get_settings
 from qwen3_rag.engine import get_engine, resolve_backend
 from qwen3_rag.engine.base import EmbeddingEngine, l2_normalize
-from qwen3_rag.formats import (
-    DEFAULT_EMBEDDING_MODEL,
-    DEFAULT_INSTRUCTION,
-    DEFAULT_MAX_LENGTH,
-    EmbeddingFormatter,
-    check_texts,
-)
+from qwen3_rag.formats import DEFAULT_INSTRUCTION, EmbeddingFormatter, check_texts
 from qwen3_rag.tokenizer import load_tokenizer
 
 logger = logging.getLogger("qwen3_rag")
@@ -55,6 +50,9 @@ def prefetched(
 class Qwen3Embedder:
     """Qwen3-Embedding: documents as they are, queries with an instruction.
 
+    Arguments left as ``None`` come from :mod:`qwen3_rag.config` (config file, environment),
+    whose defaults are ``Qwen/Qwen3-Embedding-0.6B``, backend ``"auto"``, max_length 8192.
+
     Args:
         model: hub id or local directory of a Qwen3-Embedding checkpoint.
         backend: ``"auto"`` (vLLM with CUDA, else transformers), ``"vllm"``, ``"hf"`` or
@@ -83,22 +81,26 @@ class Qwen3Embedder:
 
     def __init__(
         self,
-        model: str = DEFAULT_EMBEDDING_MODEL,
+        model: str | None = None,
         *,
-        backend: str = "auto",
+        backend: str | None = None,
         query_instruction: str = DEFAULT_INSTRUCTION,
         dimensions: int | None = None,
-        max_length: int = DEFAULT_MAX_LENGTH,
+        max_length: int | None = None,
         batch_size: int | None = None,
         show_progress: bool = False,
         **engine_options: Any,
     ):
+        settings = get_settings()
+        model = model or settings.embedding_model
         self.model = model
-        self.backend = resolve_backend(backend)
+        self.backend = resolve_backend(backend or settings.backend)
         self.query_instruction = query_instruction
-        self.max_length = max_length
+        self.max_length = max_length = max_length or settings.max_length
         self.show_progress = show_progress
+        engine_options = {**settings.engine_options("embedding", self.backend), **engine_options}
         self.engine_options = engine_options
+        batch_size = batch_size or settings.batch_size
         self.engine: EmbeddingEngine = get_engine(  # type: ignore[assignment]
             "embedding", model, self.backend, max_length=max_length, options=engine_options
         )

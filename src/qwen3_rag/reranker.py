@@ -11,16 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from qwen3_rag.config import get_settings
 from qwen3_rag.embedder import chunks, prefetched
 from qwen3_rag.engine import get_engine, resolve_backend
 from qwen3_rag.engine.base import RerankEngine, check_model
-from qwen3_rag.formats import (
-    DEFAULT_INSTRUCTION,
-    DEFAULT_MAX_LENGTH,
-    DEFAULT_RERANKER_MODEL,
-    RerankFormatter,
-    check_texts,
-)
+from qwen3_rag.formats import DEFAULT_INSTRUCTION, RerankFormatter, check_texts
 from qwen3_rag.tokenizer import load_tokenizer
 
 logger = logging.getLogger("qwen3_rag")
@@ -47,6 +42,9 @@ class RerankResult:
 class Qwen3Reranker:
     """Qwen3-Reranker: P(yes) that a document meets a query's requirements.
 
+    Arguments left as ``None`` come from :mod:`qwen3_rag.config` (config file, environment),
+    whose defaults are ``Qwen/Qwen3-Reranker-0.6B``, backend ``"auto"``, max_length 8192.
+
     Args:
         model: hub id or local directory of a Qwen3-Reranker checkpoint (the original
             causal-LM layout).
@@ -70,19 +68,23 @@ class Qwen3Reranker:
 
     def __init__(
         self,
-        model: str = DEFAULT_RERANKER_MODEL,
+        model: str | None = None,
         *,
-        backend: str = "auto",
+        backend: str | None = None,
         instruction: str = DEFAULT_INSTRUCTION,
-        max_length: int = DEFAULT_MAX_LENGTH,
+        max_length: int | None = None,
         batch_size: int | None = None,
         **engine_options: Any,
     ):
+        settings = get_settings()
+        model = model or settings.reranker_model
         self.model = model
-        self.backend = resolve_backend(backend)
+        self.backend = resolve_backend(backend or settings.backend)
         self.instruction = instruction
-        self.max_length = max_length
+        self.max_length = max_length = max_length or settings.max_length
+        engine_options = {**settings.engine_options("reranker", self.backend), **engine_options}
         self.engine_options = engine_options
+        batch_size = batch_size or settings.batch_size
         tok_source = model if self.backend == "remote" else check_model(model)
         self.tokenizer = load_tokenizer(tok_source, engine_options)
         self.formatter = RerankFormatter(self.tokenizer, max_length)

@@ -8,7 +8,7 @@ from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from qwen3_rag import Qwen3Embedder
-from qwen3_rag.formats import DEFAULT_EMBEDDING_MODEL, DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
+from qwen3_rag.formats import DEFAULT_INSTRUCTION
 
 
 class Qwen3Embeddings(BaseModel, Embeddings):
@@ -38,11 +38,12 @@ class Qwen3Embeddings(BaseModel, Embeddings):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    model: str = DEFAULT_EMBEDDING_MODEL
-    backend: str = "auto"
+    model: str | None = None
+    """Hub id or local directory; ``None``: the configured one (:mod:`qwen3_rag.config`)."""
+    backend: str | None = None
     query_instruction: str = DEFAULT_INSTRUCTION
     dimensions: int | None = None
-    max_length: int = DEFAULT_MAX_LENGTH
+    max_length: int | None = None
     batch_size: int | None = None
     show_progress: bool = False
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -60,6 +61,8 @@ class Qwen3Embeddings(BaseModel, Embeddings):
             show_progress=self.show_progress,
             **self.engine_kwargs,
         )
+        self.model, self.backend = self._embedder.model, self._embedder.backend
+        self.max_length = self._embedder.max_length
 
     @property
     def embedder(self) -> Qwen3Embedder:

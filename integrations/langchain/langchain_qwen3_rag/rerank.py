@@ -10,7 +10,7 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from qwen3_rag import Qwen3Reranker, RerankResult
-from qwen3_rag.formats import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DEFAULT_RERANKER_MODEL
+from qwen3_rag.formats import DEFAULT_INSTRUCTION
 
 
 class Qwen3Rerank(BaseDocumentCompressor):
@@ -42,13 +42,14 @@ class Qwen3Rerank(BaseDocumentCompressor):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    model: str = DEFAULT_RERANKER_MODEL
-    backend: str = "auto"
+    model: str | None = None
+    """Hub id or local directory; ``None``: the configured one (:mod:`qwen3_rag.config`)."""
+    backend: str | None = None
     instruction: str = DEFAULT_INSTRUCTION
     top_n: int | None = 3
     score_threshold: float | None = None
     min_confidence: float | None = None
-    max_length: int = DEFAULT_MAX_LENGTH
+    max_length: int | None = None
     batch_size: int | None = None
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
 
@@ -77,6 +78,8 @@ class Qwen3Rerank(BaseDocumentCompressor):
             batch_size=self.batch_size,
             **self.engine_kwargs,
         )
+        self.model, self.backend = self._reranker.model, self._reranker.backend
+        self.max_length = self._reranker.max_length
 
     @property
     def reranker(self) -> Qwen3Reranker:

@@ -24,8 +24,9 @@ def add_model_options(parser: argparse.ArgumentParser, embedder: bool = True, re
         g.add_argument("--dimensions", type=int, help="Matryoshka embedding size (default: full)")
     if reranker:
         g.add_argument("--reranker-model", help="reranker model (default: Qwen/Qwen3-Reranker-0.6B)")
-    g.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="vllm (GPU), hf (transformers, CPU/GPU), remote; auto: vllm when CUDA is usable")
+    g.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="vllm (GPU), hf (transformers, CPU/GPU), remote; auto: vllm when CUDA is usable "
+                   "(default: the config file / $QWEN3_RAG_BACKEND, else auto)")
     g.add_argument("--device", help="hf backend device: cpu, cuda, cuda:1 ...")
     g.add_argument("--dtype", help="model dtype: float32, bfloat16, float16")
     g.add_argument("--gpu-memory-utilization", type=float,
@@ -44,9 +45,10 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
     """Backend keyword options from the device flags (only those the backend understands)."""
+    from qwen3_rag.config import get_settings
     from qwen3_rag.engine import resolve_backend
 
-    backend = resolve_backend(args.backend)
+    backend = resolve_backend(args.backend or get_settings().backend)
     opts: dict[str, Any] = {}
     if args.dtype:
         opts["dtype"] = args.dtype
@@ -75,9 +77,8 @@ def common_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def make_embedder(args: argparse.Namespace, model: str | None = None, dimension: int | None = None) -> Any:
     """A ``Qwen3Embedder`` from the options; ``dimension`` (a store's) is matched when smaller."""
     from qwen3_rag import Qwen3Embedder
-    from qwen3_rag.formats import DEFAULT_EMBEDDING_MODEL
 
-    name = args.model or model or DEFAULT_EMBEDDING_MODEL
+    name = args.model or model  # None: the configured model (qwen3_rag.config)
     emb = Qwen3Embedder(name, dimensions=args.dimensions, **common_kwargs(args))
     if args.dimensions is None and dimension is not None and dimension < emb.dimension:
         emb = Qwen3Embedder(name, dimensions=dimension, **common_kwargs(args))
@@ -86,12 +87,11 @@ def make_embedder(args: argparse.Namespace, model: str | None = None, dimension:
 
 def make_reranker(args: argparse.Namespace) -> Any:
     from qwen3_rag import Qwen3Reranker
-    from qwen3_rag.formats import DEFAULT_RERANKER_MODEL
 
     kw = common_kwargs(args)
-    if kw["backend"] == "remote" and getattr(args, "reranker_base_url", None):
+    if kw.get("base_url") and getattr(args, "reranker_base_url", None):
         kw["base_url"] = args.reranker_base_url
-    return Qwen3Reranker(args.reranker_model or DEFAULT_RERANKER_MODEL, **kw)
+    return Qwen3Reranker(args.reranker_model, **kw)
 
 
 def progress_wanted(args: argparse.Namespace) -> bool | None:

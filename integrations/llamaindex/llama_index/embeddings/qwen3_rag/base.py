@@ -8,7 +8,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from qwen3_rag import Qwen3Embedder
-from qwen3_rag.formats import DEFAULT_EMBEDDING_MODEL, DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH
+from qwen3_rag.formats import DEFAULT_INSTRUCTION
 
 DEFAULT_EMBED_BATCH_SIZE = 32
 
@@ -34,12 +34,12 @@ class Qwen3Embedding(BaseEmbedding):
         >>> Settings.embed_model = Qwen3Embedding()   # doctest: +SKIP
     """
 
-    model_name: str = Field(default=DEFAULT_EMBEDDING_MODEL, description="Qwen3-Embedding id or directory.")
+    model_name: str | None = Field(default=None, description="Qwen3-Embedding id or dir (None: config).")
     embed_batch_size: int = Field(default=DEFAULT_EMBED_BATCH_SIZE, gt=0, description="Texts per call.")
-    backend: str = Field(default="auto", description="'auto', 'vllm', 'hf' or 'remote'.")
+    backend: str | None = Field(default=None, description="'auto', 'vllm', 'hf', 'remote' (None: config).")
     query_instruction: str = Field(default=DEFAULT_INSTRUCTION, description="Instruction for queries.")
     dimensions: int | None = Field(default=None, description="Matryoshka size (None: full).")
-    max_length: int = Field(default=DEFAULT_MAX_LENGTH, description="Longest sequence in tokens.")
+    max_length: int | None = Field(default=None, description="Longest sequence in tokens (None: config).")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="Backend options.")
 
     _embedder: Qwen3Embedder = PrivateAttr()
@@ -55,6 +55,8 @@ class Qwen3Embedding(BaseEmbedding):
             batch_size=self.embed_batch_size,
             **self.engine_kwargs,
         )
+        self.model_name, self.backend = self._embedder.model, self._embedder.backend
+        self.max_length = self._embedder.max_length
 
     @classmethod
     def class_name(cls) -> str:

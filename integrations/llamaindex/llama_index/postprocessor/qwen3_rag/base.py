@@ -12,7 +12,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from qwen3_rag import Qwen3Reranker, RerankResult
-from qwen3_rag.formats import DEFAULT_INSTRUCTION, DEFAULT_MAX_LENGTH, DEFAULT_RERANKER_MODEL
+from qwen3_rag.formats import DEFAULT_INSTRUCTION
 
 dispatcher = get_dispatcher(__name__)
 
@@ -48,14 +48,14 @@ class Qwen3Rerank(BaseNodePostprocessor):
         ...     similarity_top_k=20, node_postprocessors=[rerank])
     """
 
-    model: str = Field(default=DEFAULT_RERANKER_MODEL, description="Qwen3-Reranker hub id or directory.")
+    model: str | None = Field(default=None, description="Qwen3-Reranker id or dir (None: config).")
     top_n: int | None = Field(default=3, description="Nodes to return, best first (None: all).")
-    backend: str = Field(default="auto", description="'auto', 'vllm', 'hf' or 'remote'.")
+    backend: str | None = Field(default=None, description="'auto', 'vllm', 'hf', 'remote' (None: config).")
     instruction: str = Field(default=DEFAULT_INSTRUCTION, description="Reranker task instruction.")
     score_threshold: float | None = Field(default=None, description="Minimum relevance score.")
     min_confidence: float | None = Field(default=None, description="Minimum |2p - 1|.")
     keep_retrieval_score: bool = Field(default=False, description="Keep the retrieval score in metadata.")
-    max_length: int = Field(default=DEFAULT_MAX_LENGTH, description="Longest prompt in tokens.")
+    max_length: int | None = Field(default=None, description="Longest prompt in tokens (None: config).")
     batch_size: int | None = Field(default=None, description="Pairs per engine call.")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="Backend options.")
 
@@ -85,6 +85,8 @@ class Qwen3Rerank(BaseNodePostprocessor):
             batch_size=self.batch_size,
             **self.engine_kwargs,
         )
+        self.model, self.backend = self._reranker.model, self._reranker.backend
+        self.max_length = self._reranker.max_length
 
     @classmethod
     def class_name(cls) -> str:

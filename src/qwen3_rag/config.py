@@ -1,0 +1,193 @@
+"""One configuration for notebooks, the CLI and the service: a TOML file and environment variables.
+
+Resolution, later wins: built-in defaults < config file < environment variables < arguments
+given in code or on the command line. The file is ``$QWEN3_RAG_CONFIG`` if set, else
+``./qwen3-rag.toml`` if it exists. Example file (``qwen3-rag bench --apply PATH`` writes the
+``[embedding]``/``[reranker]`` tables from its sweep)::
+
+    embedding_model = "Qwen/Qwen3-Embedding-0.6B"
+    reranker_model = "Qwen/Qwen3-Reranker-0.6B"
+    backend = "auto"
+    max_length = 8192
+
+    [embedding]            # engine options for the embedder (each used by the backends it fits)
+    gpu_memory_utilization = 0.35
+    max_num_seqs = 1024
+
+    [reranker]
+    gpu_memory_utilization = 0.35
+
+Environment variables (see :data:`ENV_VARS`) override the file; engine-option variables apply
+to both models.
+
+Example:
+    >>> from qwen3_rag.config import load_settings
+    >>> s = load_settings(env={"QWEN3_RAG_BACKEND": "hf", "QWEN3_RAG_MAX_NUM_SEQS": "512"}, path=None)
+    >>> s.backend, s.embedding["max_num_seqs"]
+    ('hf', 512)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qwen3_rag.formats import DEFAULT_EMBEDDING_MODEL, DEFAULT_MAX_LENGTH, DEFAULT_RERANKER_MODEL
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_ENV = "QWEN3_RAG_CONFIG"
+DEFAULT_CONFIG_FILE = "qwen3-rag.toml"
+
+# variable -> (setting, type); "*" settings are engine options for both models
+ENV_VARS: dict[str, tuple[str, type]] = {
+    "QWEN3_RAG_EMBEDDING_MODEL": ("embedding_model", str),
+    "QWEN3_RAG_RERANKER_MODEL": ("reranker_model", str),
+    "QWEN3_RAG_BACKEND": ("backend", str),
+    "QWEN3_RAG_MAX_LENGTH": ("max_length", int),
+    "QWEN3_RAG_BATCH_SIZE": ("batch_size", int),
+    "QWEN3_RAG_GPU_MEMORY_UTILIZATION": ("*gpu_memory_utilization", float),
+    "QWEN3_RAG_MAX_NUM_SEQS": ("*max_num_seqs", int),
+    "QWEN3_RAG_MAX_NUM_BATCHED_TOKENS": ("*max_num_batched_tokens", int),
+    "QWEN3_RAG_ENGINES_PER_GPU": ("*engines_per_gpu", int),
+    "QWEN3_RAG_DATA_PARALLEL_SIZE": ("*data_parallel_size", int),
+    "QWEN3_RAG_DEVICE": ("*device", str),
+    "QWEN3_RAG_DTYPE": ("*dtype", str),
+}
+
+HF_ONLY = {"device", "max_batch_size", "max_batch_tokens", "attn_implementation"}
+REMOTE_ONLY = {"base_url", "api_key", "timeout", "max_retries", "backoff", "server"}
+POOL = {"engines_per_gpu", "data_parallel_size"}
+COMMON = {"dtype", "tokenizer", "trust_remote_code"}
+TOP_LEVEL = {"embedding_model", "reranker_model", "backend", "max_length", "batch_size"}
+
+
+@dataclass
+class Settings:
+    """Resolved settings. ``embedding``/``reranker`` hold engine options for each model."""
+
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    reranker_model: str = DEFAULT_RERANKER_MODEL
+    backend: str = "auto"
+    max_length: int = DEFAULT_MAX_LENGTH
+    batch_size: int | None = None
+    embedding: dict[str, Any] = field(default_factory=dict)
+    reranker: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    def engine_options(self, kind: str, backend: str) -> dict[str, Any]:
+        """The engine options of ``kind`` that fit ``backend`` (vLLM options never reach hf)."""
+        opts = self.embedding if kind == "embedding" else self.reranker
+        return {k: v for k, v in opts.items() if _fits(k, backend)}
+
+
+def _fits(key: str, backend: str) -> bool:
+    if key in COMMON:
+        return True
+    if backend == "hf":
+        return key in HF_ONLY
+    if backend == "remote":
+        return key in REMOTE_ONLY
+    return key not in HF_ONLY and key not in REMOTE_ONLY  # vllm: its own options and the pool's
+
+
+def config_path(env: Mapping[str, str] | None = None) -> Path | None:
+    """The config file in force: ``$QWEN3_RAG_CONFIG``, else ``./qwen3-rag.toml`` if present."""
+    env = os.environ if env is None else env
+    if env.get(CONFIG_ENV):
+        p = Path(env[CONFIG_ENV]).expanduser()
+        if not p.is_file():
+            raise FileNotFoundError(f"{CONFIG_ENV} names a file that does not exist: {p}")
+        return p
+    p = Path(DEFAULT_CONFIG_FILE)
+    return p if p.is_file() else None
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, path: str | os.PathLike[str] | bool | None = True
+) -> Settings:
+    """Settings from the config file (``path=True``: the one in force) and ``env``."""
+    env = os.environ if env is None else env
+    s = Settings()
+    file = config_path(env) if path is True else (Path(path) if path else None)
+    if file is not None:
+        try:
+            data = tomllib.loads(Path(file).read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"invalid config file {file}: {e}") from e
+        for key, value in data.items():
+            if key in ("embedding", "reranker"):
+                if not isinstance(value, dict):
+                    raise ValueError(f"{file}: [{key}] must be a table of engine options")
+                getattr(s, key).update(value)
+            elif key in TOP_LEVEL:
+                setattr(s, key, value)
+            else:
+                raise ValueError(f"{file}: unknown setting {key!r} (known: {sorted(TOP_LEVEL)}, "
+                                 "[embedding], [reranker])")
+        s.source = str(file)
+    for var, (name, typ) in ENV_VARS.items():
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        try:
+            value = typ(raw)
+        except ValueError:
+            raise ValueError(f"{var}={raw!r} is not a valid {typ.__name__}") from None
+        if name.startswith("*"):
+            s.embedding[name[1:]] = value
+            s.reranker[name[1:]] = value
+        else:
+            setattr(s, name, value)
+    return s
+
+
+def get_settings() -> Settings:
+    """The settings in force now (file and environment are read on each call: cheap)."""
+    return load_settings()
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise TypeError(f"cannot write {v!r} to a config file")
+
+
+def write_settings(path: str | os.PathLike[str], settings: Settings) -> Path:
+    """Write ``settings`` as a TOML config file, atomically."""
+    path = Path(path)
+    lines = [f"{k} = {_toml_value(getattr(settings, k))}" for k in sorted(TOP_LEVEL)
+             if getattr(settings, k) is not None]
+    for table in ("embedding", "reranker"):
+        opts = getattr(settings, table)
+        if opts:
+            lines += ["", f"[{table}]", *(f"{k} = {_toml_value(v)}" for k, v in sorted(opts.items()))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(f.name, path)
+    return path
+
+
+def write_recommendation(path: str | os.PathLike[str], recommendation: Mapping[str, Any],
+                         prefer: str = "best_throughput") -> Path:
+    """Merge a ``qwen3-rag bench`` recommendation into the config file at ``path``."""
+    p = Path(path)
+    s = load_settings(env={}, path=p if p.is_file() else None)
+    for task, table in (("embed", "embedding"), ("rerank", "reranker")):
+        rec = recommendation.get(task)
+        if rec and prefer in rec:
+            getattr(s, table).update(rec[prefer])
+    return write_settings(p, s)
