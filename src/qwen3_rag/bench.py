@@ -4,8 +4,9 @@ Synthetic workloads against a model id or path (``random:0.6B`` writes a random-
 checkpoint of the real shapes first; weights don't change speed):
 
 * ``seed``: seed-guide style documents (~50 tokens),
-* ``tokens:N``: documents of N tokens,
-* ``grid:QxD``: Q queries x D documents for the reranker, grouped by query.
+* ``tokens:N``: documents of N tokens (``-n`` scaled down by N/50 documents),
+* ``grid:QxD[:T]``: Q queries x D documents of T tokens (default 55, ~139 tokens per prompt)
+  for the reranker, grouped by query.
 
 Each engine setting of the sweep is timed after a warm-up; the table shows docs/s, tokens/s,
 % of the bf16 matmul ceiling, GPU memory and host RSS. Baselines run in the same process
@@ -144,74 +145,68 @@ def _release() -> None:
     gc.collect()
 
 
-def bench_embed(model: str, backend: str, texts: list[str], options: dict[str, Any], repeats: int) -> dict:
+def _row(task: str, backend: str, options: dict[str, Any], workload: str, n: int, ntok: int,
+         seconds: float, startup: float, fpt: float) -> dict:
+    return {
+        "task": task, "backend": backend, "options": options, "workload": workload, "n": n,
+        "startup_s": round(startup, 1), "seconds": round(seconds, 3),
+        "items_per_s": n / seconds, "tokens_per_s": ntok / seconds,
+        "pct_bf16_ceiling": 100 * ntok / seconds * fpt / (PEAK_BF16_TFLOPS * 1e12),
+        "gpu_gib": gpu_used_gib(), "rss_gib": rss_gib(),
+    }
+
+
+def _best_time(fn: Any, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def bench_embed(model: str, backend: str, workloads: dict[str, list[str]], options: dict[str, Any],
+                repeats: int) -> list[dict]:
+    """Time one embedder (one engine start) on every embedding workload."""
+    from transformers import AutoConfig
+
     from qwen3_rag import Qwen3Embedder
 
     t0 = time.perf_counter()
     emb = Qwen3Embedder(model, backend=backend, **options)
     startup = time.perf_counter() - t0
-    emb.embed_documents(texts[: min(len(texts), 512)])  # warm-up
-    ntok = sum(len(t) for t in emb.formatter.documents(texts))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        emb.embed_documents(texts)
-        times.append(time.perf_counter() - t0)
-    best = min(times)
+    fpt = flops_per_token(AutoConfig.from_pretrained(emb.engine.config.model))
+    rows = []
+    for name, texts in workloads.items():
+        emb.embed_documents(texts[: min(len(texts), 2048)])  # warm-up
+        ntok = sum(len(t) for t in emb.formatter.documents(texts))
+        sec = _best_time(lambda texts=texts: emb.embed_documents(texts), repeats)
+        rows.append(_row("embed", emb.backend, options, name, len(texts), ntok, sec, startup, fpt))
+        print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+    _release()
+    return rows
+
+
+def bench_rerank(model: str, backend: str, workloads: dict[str, list[tuple[str, str]]],
+                 options: dict[str, Any], repeats: int) -> list[dict]:
+    """Time one reranker (one engine start) on every reranking workload."""
     from transformers import AutoConfig
 
-    fpt = flops_per_token(AutoConfig.from_pretrained(emb.engine.config.model))
-    row = {
-        "task": "embed",
-        "backend": emb.backend,
-        "options": options,
-        "n": len(texts),
-        "startup_s": round(startup, 1),
-        "seconds": round(best, 3),
-        "items_per_s": len(texts) / best,
-        "tokens_per_s": ntok / best,
-        "pct_bf16_ceiling": 100 * ntok / best * fpt / (PEAK_BF16_TFLOPS * 1e12),
-        "gpu_gib": gpu_used_gib(),
-        "rss_gib": rss_gib(),
-    }
-    _release()
-    return row
-
-
-def bench_rerank(
-    model: str, backend: str, pairs: list[tuple[str, str]], options: dict[str, Any], repeats: int
-) -> dict:
     from qwen3_rag import Qwen3Reranker
 
     t0 = time.perf_counter()
     rr = Qwen3Reranker(model, backend=backend, **options)
     startup = time.perf_counter() - t0
-    rr.score_pairs(pairs[: min(len(pairs), 256)])
-    ntok = sum(len(t) for t in rr.formatter.pairs(pairs))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        rr.score_pairs(pairs)
-        times.append(time.perf_counter() - t0)
-    best = min(times)
-    from transformers import AutoConfig
-
     fpt = flops_per_token(AutoConfig.from_pretrained(rr.engine.config.model))
-    row = {
-        "task": "rerank",
-        "backend": rr.backend,
-        "options": options,
-        "n": len(pairs),
-        "startup_s": round(startup, 1),
-        "seconds": round(best, 3),
-        "items_per_s": len(pairs) / best,
-        "tokens_per_s": ntok / best,
-        "pct_bf16_ceiling": 100 * ntok / best * fpt / (PEAK_BF16_TFLOPS * 1e12),
-        "gpu_gib": gpu_used_gib(),
-        "rss_gib": rss_gib(),
-    }
+    rows = []
+    for name, pairs in workloads.items():
+        rr.score_pairs(pairs[: min(len(pairs), 1024)])
+        ntok = sum(len(t) for t in rr.formatter.pairs(pairs))
+        sec = _best_time(lambda pairs=pairs: rr.score_pairs(pairs), repeats)
+        rows.append(_row("rerank", rr.backend, options, name, len(pairs), ntok, sec, startup, fpt))
+        print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     _release()
-    return row
+    return rows
 
 
 def baseline_sentence_transformers(model: str, texts: list[str], batch_size: int = 256) -> dict:
@@ -246,7 +241,7 @@ def baseline_generate_logprobs(model: str, pairs: list[tuple[str, str]]) -> dict
     from qwen3_rag.engine.vllm import _start_method
     from qwen3_rag.formats import RERANK_PREFIX, RERANK_SUFFIX, format_rerank_body
 
-    with _start_method("off"):
+    with _start_method("spawn"):
         llm = LLM(model=model, max_model_len=8192, gpu_memory_utilization=0.35)
     prompts = [RERANK_PREFIX + format_rerank_body(q, d) + RERANK_SUFFIX for q, d in pairs]
     params = SamplingParams(max_tokens=1, logprobs=20, temperature=0.0)
@@ -307,7 +302,8 @@ def format_table(rows: Sequence[dict]) -> str:
 
         opts = ",".join(f"{k}={v}" for k, v in (r.get("options") or {}).items())
         lines.append(
-            f"{r['task']:7} {r['backend'][:28]:28} {opts[:52]:52} {r['n']:>7} {f('items_per_s', '9.0f')} "
+            f"{r['task']:7} {r.get('workload', '-')[:12]:12} {r['backend'][:28]:28} {opts[:44]:44} "
+            f"{r['n']:>7} {f('items_per_s', '9.0f')} "
             f"{f('tokens_per_s', '10.0f')} {f('pct_bf16_ceiling', '6.1f')} {f('gpu_gib', '8.1f')} "
             f"{f('rss_gib', '8.2f')} {f('startup_s', '7.1f')}"
         )
@@ -373,40 +369,37 @@ def run(args: argparse.Namespace) -> int:
     fixed = dict(_kv(o) for o in args.option)
     workloads = args.workload or ["seed", "tokens:300", "grid:50x400"]
     rows: list[dict] = []
+    embed_wl: dict[str, list[str]] = {}
+    rerank_wl: dict[str, list[tuple[str, str]]] = {}
     emb_model = rr_model = None
     for wl in workloads:
         if wl.startswith("grid:"):
             rr_model = rr_model or resolve_model(args.reranker_model, "reranker", workdir)
-            q, d = (int(x) for x in wl[5:].lower().split("x"))
-            docs = token_docs(d, 100, _tokenizer(rr_model))
+            spec = wl[5:].lower().split(":")
+            q, d = (int(x) for x in spec[0].split("x"))
+            doc_tokens = int(spec[1]) if len(spec) > 1 else 55
+            docs = token_docs(d, doc_tokens, _tokenizer(rr_model))
             queries = [f"question {i} about {TOPICS[i % len(TOPICS)]}?" for i in range(q)]
-            pairs = [(qq, dd) for qq in queries for dd in docs]
-            for opts in parse_sweep(args.sweep):
-                row = bench_rerank(rr_model, args.backend, pairs, {**fixed, **opts}, args.repeats)
-                row["workload"] = wl
-                rows.append(row)
-                print(format_table([row]).splitlines()[-1], flush=True)
-            if args.baselines:
-                row = baseline_generate_logprobs(rr_model, pairs)
-                row["workload"] = wl
-                rows.append(row)
-            continue
-        emb_model = emb_model or resolve_model(args.model, "embedding", workdir)
-        if wl == "seed":
-            texts = seed_docs(args.n)
-        elif wl.startswith("tokens:"):
-            texts = token_docs(args.n, int(wl.split(":")[1]), _tokenizer(emb_model))
+            rerank_wl[wl] = [(qq, dd) for qq in queries for dd in docs]
         else:
-            raise SystemExit(f"unknown workload {wl!r}")
-        for opts in parse_sweep(args.sweep):
-            row = bench_embed(emb_model, args.backend, texts, {**fixed, **opts}, args.repeats)
-            row["workload"] = wl
-            rows.append(row)
-            print(format_table([row]).splitlines()[-1], flush=True)
-        if args.baselines:
-            row = baseline_sentence_transformers(emb_model, texts)
-            row["workload"] = wl
-            rows.append(row)
+            emb_model = emb_model or resolve_model(args.model, "embedding", workdir)
+            if wl == "seed":
+                embed_wl[wl] = seed_docs(args.n)
+            elif wl.startswith("tokens:"):
+                n = max(1, args.n // max(1, int(wl.split(":")[1]) // 50))
+                embed_wl[wl] = token_docs(n, int(wl.split(":")[1]), _tokenizer(emb_model))
+            else:
+                raise SystemExit(f"unknown workload {wl!r}")
+    for opts in parse_sweep(args.sweep):
+        if embed_wl:
+            rows += bench_embed(emb_model, args.backend, embed_wl, {**fixed, **opts}, args.repeats)
+        if rerank_wl:
+            rows += bench_rerank(rr_model, args.backend, rerank_wl, {**fixed, **opts}, args.repeats)
+    if args.baselines:
+        for name, texts in embed_wl.items():
+            rows.append({**baseline_sentence_transformers(emb_model, texts), "workload": name})
+        for name, pairs in rerank_wl.items():
+            rows.append({**baseline_generate_logprobs(rr_model, pairs), "workload": name})
     print()
     print(format_table(rows))
     rec = recommend(rows)

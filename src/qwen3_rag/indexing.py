@@ -29,6 +29,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,7 @@ def index_corpus(
     store_path: str | os.PathLike[str],
     embedder: Any,
     *,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     commit_every: int = 1024,
     resume: bool = True,
     chunk_tokens: int | None = None,
@@ -196,7 +197,9 @@ def index_corpus(
             sequence again when a run is resumed).
         store_path: the store directory; an existing store is added to (same ids replaced).
         embedder: a ``Qwen3Embedder`` (its fingerprint is recorded and checked).
-        batch_size: documents (chunks) embedded per batch.
+        batch_size: documents (chunks) embedded per batch (default: the embedder's
+            ``batch_size``, i.e. what its backend prefers; a batch is embedded while the next
+            is read and the previous one staged).
         commit_every: source records per durable commit (rounded up to whole batches).
         resume: continue an interrupted run of the same job; ``False`` discards it.
         chunk_tokens: split documents longer than this many tokens into overlapping chunks
@@ -217,6 +220,8 @@ def index_corpus(
         EmptyCorpusError: no usable document at all.
         EmbedderMismatchError: the store was built with another embedder.
     """
+    if batch_size is None:
+        batch_size = int(getattr(embedder, "batch_size", 64))
     if batch_size < 1 or commit_every < 1:
         raise ValueError(f"batch_size and commit_every must be positive, got {batch_size}, {commit_every}")
     if chunk_tokens is not None and not (0 <= chunk_overlap < chunk_tokens):
@@ -282,21 +287,35 @@ def _stream(src: Any, st: _Staging, embedder: Any, batch_size: int, commit_every
                disable=not visible, dynamic_ncols=True)
     pending: list[Row] = []
     pending_positions = 0
+    # One batch is embedded (in a worker thread; the engines release the GIL) while the next is
+    # read and the previous one is staged: the batches and their order stay exactly the same.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen3-rag-embed")
+    inflight: tuple[Any, list[Row], int, tuple[int, int, int]] | None = None
 
-    def flush() -> None:
-        nonlocal consumed, committed, pending, pending_positions
-        if pending:
-            vectors = np.asarray(embedder.embed_documents([t for _, t, _ in pending]), dtype=np.float32)
-            st.append(pending, vectors)
-        consumed += pending_positions
+    def stage() -> None:
+        nonlocal consumed, committed, inflight
+        if inflight is None:
+            return
+        future, rows, positions, counts = inflight
+        inflight = None
+        if rows:
+            st.append(rows, np.asarray(future.result(), dtype=np.float32))
+        consumed += positions
         st.set("consumed", consumed)
-        st.set("documents", documents)
-        st.set("chunks", chunks)
-        st.set("skipped", skipped)
+        st.set("documents", counts[0])
+        st.set("chunks", counts[1])
+        st.set("skipped", counts[2])
         if consumed - committed >= commit_every:
             st.conn.commit()
             committed = consumed
-        bar.update(pending_positions)
+        bar.update(positions)
+
+    def flush() -> None:
+        nonlocal pending, pending_positions, inflight
+        texts = [t for _, t, _ in pending]
+        future = pool.submit(embedder.embed_documents, texts) if texts else None
+        stage()
+        inflight = (future, pending, pending_positions, (documents, chunks, skipped))
         pending, pending_positions = [], 0
 
     try:
@@ -324,9 +343,11 @@ def _stream(src: Any, st: _Staging, embedder: Any, batch_size: int, commit_every
             if len(pending) >= batch_size:
                 flush()
         flush()
+        stage()
         st.set("complete", True)
         st.conn.commit()
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
 
 

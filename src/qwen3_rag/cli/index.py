@@ -18,7 +18,8 @@ from qwen3_rag.faiss_index import INDEX_KINDS
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="a .jsonl, .csv or .parquet file, or a folder of .txt/.md files")
     parser.add_argument("--store", required=True, help="store directory (created, or added to)")
-    parser.add_argument("--batch-size", type=int, default=64, help="documents embedded per batch")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="documents embedded per batch (default: what the backend prefers)")
     parser.add_argument("--commit-every", type=int, default=1024,
                         help="documents per durable commit (a killed run resumes from the last one)")
     parser.add_argument("--no-resume", action="store_true", help="discard an interrupted run and start over")
