@@ -39,6 +39,45 @@ class RerankResult:
         return abs(2.0 * self.score - 1.0)
 
 
+def check_rank_options(
+    top_n: int | None, score_threshold: float | None, min_confidence: float | None
+) -> None:
+    """Validate the result-selection options of :func:`rank_scores`."""
+    if top_n is not None and top_n < 0:
+        raise ValueError(f"top_n must be >= 0, got {top_n}")
+    for name, value in (("score_threshold", score_threshold), ("min_confidence", min_confidence)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be between 0 and 1, got {value}")
+
+
+def rank_scores(
+    scores: np.ndarray,
+    top_n: int | None = None,
+    *,
+    score_threshold: float | None = None,
+    min_confidence: float | None = None,
+) -> list[RerankResult]:
+    """Best-first results (stable on ties) passing the thresholds, then cut to ``top_n``.
+
+    The one place that turns reranker scores into results: ``Qwen3Reranker.rerank``, the
+    service and the pair-rerank job all select through it.
+
+    Example:
+        >>> [(r.index, r.score) for r in rank_scores(np.array([0.2, 0.9, 0.55]), min_confidence=0.5)]
+        [(1, 0.9), (0, 0.2)]
+    """
+    check_rank_options(top_n, score_threshold, min_confidence)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    results = [RerankResult(int(i), float(scores[i])) for i in order]
+    results = [
+        r
+        for r in results
+        if (score_threshold is None or r.score >= score_threshold)
+        and (min_confidence is None or r.confidence >= min_confidence)
+    ]
+    return results if top_n is None else results[:top_n]
+
+
 class Qwen3Reranker:
     """Qwen3-Reranker: P(yes) that a document meets a query's requirements.
 
@@ -140,21 +179,9 @@ class Qwen3Reranker:
         ``score_threshold`` drops results whose P(yes) is below it and ``min_confidence``
         those whose confidence ``|2p - 1|`` is below it; ``top_n`` applies after both.
         """
-        if top_n is not None and top_n < 0:
-            raise ValueError(f"top_n must be >= 0, got {top_n}")
-        for name, value in (("score_threshold", score_threshold), ("min_confidence", min_confidence)):
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        check_rank_options(top_n, score_threshold, min_confidence)
         scores = self.score(query, documents, instruction)
-        order = np.argsort(-scores, kind="stable")
-        results = [RerankResult(int(i), float(scores[i])) for i in order]
-        results = [
-            r
-            for r in results
-            if (score_threshold is None or r.score >= score_threshold)
-            and (min_confidence is None or r.confidence >= min_confidence)
-        ]
-        return results if top_n is None else results[:top_n]
+        return rank_scores(scores, top_n, score_threshold=score_threshold, min_confidence=min_confidence)
 
     async def ascore(
         self, query: str, documents: Iterable[str], instruction: str | None = None
@@ -174,9 +201,7 @@ class Qwen3Reranker:
     ) -> list[RerankResult]:
         """Async :meth:`rerank`, run in a thread."""
         return await asyncio.to_thread(
-            functools.partial(
-                self.rerank, score_threshold=score_threshold, min_confidence=min_confidence
-            ),
+            functools.partial(self.rerank, score_threshold=score_threshold, min_confidence=min_confidence),
             query,
             list(documents),
             top_n,

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from qwen3_rag import __version__
 from qwen3_rag.embedder import MIN_DIMENSIONS, Qwen3Embedder
 from qwen3_rag.engine.base import l2_normalize
-from qwen3_rag.reranker import Qwen3Reranker, RerankResult
+from qwen3_rag.reranker import Qwen3Reranker, RerankResult, rank_scores
 from qwen3_rag.service.batcher import MicroBatcher
 from qwen3_rag.service.metrics import ServiceMetrics
 from qwen3_rag.service.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -49,14 +49,8 @@ def select_results(
         >>> [(r.index, r.score) for r in res], total
         ([(1, 0.9)], 2)
     """
-    order = np.argsort(-scores, kind="stable")
-    results = [RerankResult(int(i), float(scores[i])) for i in order]
-    if score_threshold is not None:
-        results = [r for r in results if r.score >= score_threshold]
-    if min_confidence is not None:
-        results = [r for r in results if r.confidence >= min_confidence]
-    total = len(results)
-    return (results if top_n is None else results[:top_n]), total
+    results = rank_scores(scores, score_threshold=score_threshold, min_confidence=min_confidence)
+    return (results if top_n is None else results[:top_n]), len(results)
 
 
 def _error(status: int, loc: Sequence[Any], msg: str, type_: str) -> HTTPException:

@@ -103,7 +103,8 @@ def build_models(
         instruction: Text | None = Field(None, description="task instruction (default: the service's)")
         return_documents: bool = False
         min_confidence: Confidence | None = Field(None, description="drop results with |2p-1| below this")
-        score_threshold: Score | None = Field(None, description="drop results with P(yes) below this")
+        score_threshold: Confidence | None = Field(None, description="drop results with P(yes) below this "
+                                                   "(0..1)")
 
     class RerankDocument(BaseModel):
         text: str

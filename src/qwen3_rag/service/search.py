@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from fastapi import FastAPI
 
-from qwen3_rag.reranker import RerankResult
-from qwen3_rag.service.app import _error, _format_error, select_results
+from qwen3_rag.reranker import RerankResult, rank_scores
+from qwen3_rag.service.app import _error, _format_error
 
 if TYPE_CHECKING:
     from qwen3_rag.service.app import _Service
@@ -54,14 +54,15 @@ class _BatchedReranker:
         self.svc, self.loop, self.stages = svc, loop, stages
 
     def rerank(self, query: str, documents: Sequence[str], top_n: int | None = None,
-               instruction: str | None = None) -> list[RerankResult]:
+               instruction: str | None = None, *, score_threshold: float | None = None,
+               min_confidence: float | None = None) -> list[RerankResult]:
         rr = self.svc.reranker
         assert rr is not None
         with self.stages.stage("rerank"):
             instr = rr.instruction if instruction is None else instruction
             ids = rr.formatter.pairs([(query, d) for d in documents], instr)
             scores = asyncio.run_coroutine_threadsafe(self.svc.score_ids(ids), self.loop).result()
-        return select_results(scores, top_n)[0]
+        return rank_scores(scores, top_n, score_threshold=score_threshold, min_confidence=min_confidence)
 
 
 class _TimedStore:

@@ -1,0 +1,229 @@
+"""End-to-end GPU benchmark: ``qwen3-rag index`` of N seed-style documents, then query latency
+through ``qwen3-rag serve`` over that index (embed query, search, rerank top 20).
+
+Run on the GPU machine (random-weight checkpoints of the real 0.6B shapes; weights don't
+change speed)::
+
+    python benchmarks/gpu_e2e.py --n 1000000 --out OUT [--index-env KEY=VALUE ...]
+
+Prints a table and writes ``e2e.json``. Everything it measures is a subprocess of this script:
+the CLI exactly as a user runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+
+from qwen3_rag.bench import TOPICS, resolve_model, seed_docs
+
+
+def rss_sampler(pid: int, samples: list[tuple[float, float]], stop: threading.Event) -> None:
+    """Sample the summed RSS (GiB) of ``pid`` and its descendants every 2 s."""
+    t0 = time.time()
+    while not stop.is_set():
+        total = 0
+        for p in [*descendants(pid), pid]:
+            try:
+                with open(f"/proc/{p}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+        samples.append((round(time.time() - t0, 1), round(total / 2**20, 2)))
+        stop.wait(2.0)
+
+
+def descendants(pid: int) -> list[int]:
+    out = []
+    try:
+        kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    except OSError:
+        return out
+    for k in kids:
+        out.append(int(k))
+        out += descendants(int(k))
+    return out
+
+
+def post(url: str, body: dict, timeout: float = 60) -> tuple[float, dict]:
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        data = json.loads(r.read())
+    return (time.perf_counter() - t0) * 1000, data
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--out", default="e2e-out")
+    ap.add_argument("--workdir", default="/tmp/qwen3-rag-bench")
+    ap.add_argument("--index-env", action="append", default=[], help="KEY=VALUE for the index run")
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--backend", default="vllm")
+    ap.add_argument("--size", default="0.6B", help="random checkpoint size (tiny for a CPU dry run)")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.workdir, exist_ok=True)
+    emb = resolve_model(f"random:{args.size}", "embedding", args.workdir)
+    rr = resolve_model(f"random:{args.size}", "reranker", args.workdir)
+    corpus = os.path.join(args.workdir, f"seed-{args.n}.jsonl")
+    if not os.path.exists(corpus):
+        with open(corpus + ".tmp", "w") as f:
+            for i, t in enumerate(seed_docs(args.n)):
+                f.write(json.dumps({"id": f"d{i}", "text": t, "topic": TOPICS[i % len(TOPICS)]}) + "\n")
+        os.replace(corpus + ".tmp", corpus)
+    store = os.path.join(args.workdir, f"store-{args.n}")
+    result: dict = {"n": args.n, "index_env": args.index_env}
+
+    # 1. index with the CLI
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.update(dict(kv.split("=", 1) for kv in args.index_env))
+    cmd = [
+        sys.executable,
+        "-m",
+        "qwen3_rag",
+        "index",
+        corpus,
+        "--store",
+        store,
+        "--model",
+        emb,
+        "--backend",
+        args.backend,
+        "--no-progress",
+    ]
+    shutil.rmtree(store, ignore_errors=True)
+    print("$", " ".join(cmd), flush=True)
+    samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=open(os.path.join(args.out, "index.log"), "w"), stderr=subprocess.STDOUT
+    )
+    th = threading.Thread(target=rss_sampler, args=(proc.pid, samples, stop), daemon=True)
+    th.start()
+    rc = proc.wait()
+    stop.set()
+    result["index_seconds"] = round(time.perf_counter() - t0, 1)
+    result["index_rc"] = rc
+    result["index_docs_per_s"] = round(args.n / result["index_seconds"], 1)
+    result["rss_gib_samples"] = samples
+    result["rss_gib_peak"] = max((s[1] for s in samples), default=None)
+    print(json.dumps({k: v for k, v in result.items() if k != "rss_gib_samples"}), flush=True)
+    if rc != 0:
+        print(open(os.path.join(args.out, "index.log")).read()[-3000:])
+        return 1
+
+    # 2. serve the index, measure query latency
+    cmd = [
+        sys.executable,
+        "-m",
+        "qwen3_rag",
+        "serve",
+        "--store",
+        store,
+        "--model",
+        emb,
+        "--reranker-model",
+        rr,
+        "--backend",
+        args.backend,
+        "--port",
+        str(args.port),
+        "--log-level",
+        "warning",
+    ]
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    srv = subprocess.Popen(
+        cmd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=open(os.path.join(args.out, "serve.log"), "w"),
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        while True:
+            if srv.poll() is not None:
+                print(open(os.path.join(args.out, "serve.log")).read()[-3000:])
+                return 1
+            try:
+                with urllib.request.urlopen(base + "/health", timeout=2) as r:
+                    result["health"] = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(1)
+        result["serve_startup_s"] = round(time.perf_counter() - t0, 1)
+        queries = [f"latest research on {TOPICS[i % len(TOPICS)]} number {i}" for i in range(args.queries)]
+        body = lambda q: {"query": q, "top_k": 10, "rerank": 20, "preview_chars": 200}  # noqa: E731
+        for q in queries[:20]:  # warm-up
+            post(base + "/search", body(q))
+        lat, stages = [], []
+        for q in queries:
+            ms, data = post(base + "/search", body(q))
+            lat.append(ms)
+            stages.append(data.get("timings_ms", {}))
+        result["c1"] = {
+            "p50_ms": round(pct(lat, 50), 2),
+            "p90_ms": round(pct(lat, 90), 2),
+            "p99_ms": round(pct(lat, 99), 2),
+            "mean_ms": round(statistics.mean(lat), 2),
+            "stage_means_ms": {
+                k: round(statistics.mean(s.get(k, 0) for s in stages), 2)
+                for k in (stages[0] if stages else {})
+            },
+        }
+        n_conc = args.queries * 2
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(args.concurrency) as ex:
+            lat32 = [
+                ms
+                for ms, _ in ex.map(
+                    lambda q: post(base + "/search", body(q)),
+                    (queries[i % len(queries)] for i in range(n_conc)),
+                )
+            ]
+        wall = time.perf_counter() - t0
+        result[f"c{args.concurrency}"] = {
+            "requests": n_conc,
+            "qps": round(n_conc / wall, 1),
+            "p50_ms": round(pct(lat32, 50), 2),
+            "p99_ms": round(pct(lat32, 99), 2),
+        }
+    finally:
+        srv.terminate()
+        try:
+            srv.wait(60)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+    print(json.dumps({k: v for k, v in result.items() if k != "rss_gib_samples"}, indent=1), flush=True)
+    with open(os.path.join(args.out, "e2e.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
