@@ -79,6 +79,7 @@ def main() -> int:
     ap.add_argument("--out", default="e2e-out")
     ap.add_argument("--workdir", default="/tmp/qwen3-rag-bench")
     ap.add_argument("--index-env", action="append", default=[], help="KEY=VALUE for the index run")
+    ap.add_argument("--tuned-from", help="a bench results.json: index with its recommended embed settings")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--port", type=int, default=8765)
@@ -101,6 +102,14 @@ def main() -> int:
     # 1. index with the CLI
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.update(dict(kv.split("=", 1) for kv in args.index_env))
+    if args.tuned_from and os.path.exists(args.tuned_from):
+        from qwen3_rag.config import write_recommendation
+
+        rec = json.load(open(args.tuned_from))["recommendation"]
+        cfg = write_recommendation(os.path.join(args.workdir, "tuned.toml"), rec)
+        env["QWEN3_RAG_CONFIG"] = str(cfg)
+        result["tuned"] = rec.get("embed")
+        print("tuned config:", open(cfg).read(), flush=True)
     cmd = [
         sys.executable,
         "-m",
