@@ -100,6 +100,11 @@ def _worker(
             outbox.put((job, RuntimeError(f"{type(e).__name__}: {e}")))
     with contextlib.suppress(Exception):
         engine.close()
+    # Leave without interpreter finalization: vLLM's background threads can abort it (a fatal
+    # "PyEval_SaveThread" at exit, seen on an H200) after all the work is done and delivered.
+    outbox.close()
+    outbox.join_thread()
+    os._exit(0)
 
 
 class _Pool:
