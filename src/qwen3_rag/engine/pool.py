@@ -74,6 +74,7 @@ def _worker(
     options: dict[str, Any],
     extra: dict[str, Any],
     gpu: str | None,
+    index: int,
     inbox: Any,
     outbox: Any,
 ) -> None:
@@ -84,9 +85,9 @@ def _worker(
         from qwen3_rag.engine import get_engine
 
         engine = get_engine(kind, model, backend, max_length=max_length, options=options, **extra)
-        outbox.put(("ready", getattr(engine, "dimension", None)))
+        outbox.put(("ready", index, getattr(engine, "dimension", None)))
     except BaseException as e:  # report start-up failures to the parent
-        outbox.put(("error", f"{type(e).__name__}: {e}"))
+        outbox.put(("error", index, f"{type(e).__name__}: {e}"))
         return
     run = engine.embed if kind == "embedding" else engine.score  # type: ignore[attr-defined]
     while True:
@@ -132,37 +133,46 @@ class _Pool:
         self.inboxes, self.procs = [], []
         self.lock = threading.Lock()
         self.jobs = itertools.count()
-        with _hidden_main():
-            for g in range(dp):
-                for _ in range(per_gpu):
-                    inbox = ctx.Queue()
-                    gpu = gpus[g] if dp > 1 and config.backend != "remote" else None
-                    p = ctx.Process(
-                        target=_worker,
-                        args=(
-                            config.kind,
-                            config.model,
-                            config.backend,
-                            config.max_length,
-                            inner,
-                            extra,
-                            gpu,
-                            inbox,
-                            self.outbox,
-                        ),
-                        daemon=False,
-                        name=f"qwen3-rag-{config.kind}-{g}",
-                    )
-                    p.start()
-                    self.inboxes.append(inbox)
-                    self.procs.append(p)
+        # Engines sharing a GPU start one after another: vLLM sizes its KV cache from the free
+        # memory it profiles, and engines profiling side by side on one GPU misread each other
+        # ("No available memory for the cache blocks", seen on an H200). GPUs start in parallel.
+        queued: dict[int, list[tuple[int, Any]]] = {}
+        self.inboxes = [ctx.Queue() for _ in range(dp * per_gpu)]
+        self.procs = [
+            ctx.Process(
+                target=_worker,
+                args=(
+                    config.kind,
+                    config.model,
+                    config.backend,
+                    config.max_length,
+                    inner,
+                    extra,
+                    gpus[w // per_gpu] if dp > 1 and config.backend != "remote" else None,
+                    w,
+                    self.inboxes[w],
+                    self.outbox,
+                ),
+                daemon=False,
+                name=f"qwen3-rag-{config.kind}-{w}",
+            )
+            for w in range(dp * per_gpu)
+        ]
+        for w, p in enumerate(self.procs):
+            queued.setdefault(w // per_gpu, []).append((w, p))
         self.dimension = None
-        for _ in self.procs:
-            status, value = self.outbox.get()
-            if status == "error":
-                self.close()
-                raise RuntimeError(f"an engine worker failed to start: {value}")
-            self.dimension = value
+        with _hidden_main():
+            for group in queued.values():
+                group.pop(0)[1].start()
+            for _ in self.procs:
+                status, w, value = self.outbox.get()
+                if status == "error":
+                    self.close()
+                    raise RuntimeError(f"an engine worker failed to start: {value}")
+                self.dimension = value
+                group = queued[w // per_gpu]
+                if group:
+                    group.pop(0)[1].start()
 
     def run(self, token_ids: Sequence[Sequence[int]]) -> list[Any]:
         ranges = split_by_tokens([len(t) for t in token_ids], len(self.procs))
@@ -185,6 +195,8 @@ class _Pool:
             with contextlib.suppress(Exception):
                 inbox.put(None)
         for p in self.procs:
+            if p.pid is None:  # never started
+                continue
             p.join(timeout=60)
             if p.is_alive():
                 p.terminate()
