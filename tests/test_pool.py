@@ -50,3 +50,19 @@ def test_pool_of_two_processes_matches_single_engine(tiny_embedding, tiny_rerank
 def test_pool_worker_start_failure_is_reported(tiny_embedding):
     with pytest.raises(RuntimeError, match=r"worker failed to start.*unknown option"):
         Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, not_an_option=1)
+
+
+def test_process_with_an_open_pool_exits(tiny_embedding, tmp_path):
+    """A script that never closes its pool still exits (workers are closed before the join)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys\nfrom qwen3_rag import Qwen3Embedder\n"
+        "e = Qwen3Embedder(sys.argv[1], backend='hf', engines_per_gpu=2)\n"
+        "print(e.embed_documents(['a', 'b', 'c']).shape)\n"
+    )
+    r = subprocess.run([sys.executable, str(script), tiny_embedding], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "(3, 64)" in r.stdout

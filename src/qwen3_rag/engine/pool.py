@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import multiprocessing as mp
+import multiprocessing.util as mp_util
 import os
 import threading
 from collections.abc import Sequence
@@ -161,6 +162,9 @@ class _Pool:
         for w, p in enumerate(self.procs):
             queued.setdefault(w // per_gpu, []).append((w, p))
         self.dimension = None
+        # At interpreter exit multiprocessing joins non-daemon children; close the workers first
+        # (finalizers with an exit priority run before that join), or exit would wait forever.
+        mp_util.Finalize(self, _Pool.close, args=(self,), exitpriority=100)
         with _hidden_main():
             for group in queued.values():
                 group.pop(0)[1].start()
