@@ -63,6 +63,8 @@ def test_process_with_an_open_pool_exits(tiny_embedding, tmp_path):
         "e = Qwen3Embedder(sys.argv[1], backend='hf', engines_per_gpu=2)\n"
         "print(e.embed_documents(['a', 'b', 'c']).shape)\n"
     )
-    r = subprocess.run([sys.executable, str(script), tiny_embedding], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(script), tiny_embedding], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "(3, 64)" in r.stdout
