@@ -45,8 +45,9 @@ def test_eval_compares_instructions_dimensions_and_indexes(beir, tiny_embedding,
     root, corpus, queries = beir
     out_file = tmp_path / "res" / "eval.json"
     argv = ["eval", str(root), "--model", tiny_embedding, "--backend", "hf",
-            "--reranker-model", tiny_reranker, "--instruction", INSTRUCTION, "--instruction", DEFAULT_INSTRUCTION,
-            "--dimensions", "32", "--dimensions", "64", "--index", "flat", "--index", "hnsw", "--rerank", "5", "-k", "20",
+            "--reranker-model", tiny_reranker, "--rerank", "5", "-k", "20",
+            "--instruction", INSTRUCTION, "--instruction", DEFAULT_INSTRUCTION,
+            "--dimensions", "32", "--dimensions", "64", "--index", "flat", "--index", "hnsw",
             "--output", str(out_file), "--json"]
     assert main(argv) == 0
     res = json.loads(capsys.readouterr().out)
