@@ -77,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
                             show_progress=False if args.json else None)
         report: dict[str, Any] = {"build": build.to_dict()}
     else:
-        from qwen3_rag.distributed import connect, index_corpus_ray, pipeline
+        try:
+            from qwen3_rag.distributed import connect, index_corpus_ray, pipeline
+        except ImportError as e:  # Ray is an extra; --from-shards works without it
+            raise CLIError(str(e)) from e
 
         pipeline.input_files(args.source, args.input_format)  # a missing file fails before Ray starts
         init: dict[str, Any] = {"include_dashboard": False}
