@@ -77,15 +77,24 @@ def index_corpus_ray(
         raise FileExistsError(f"a store already exists at {store_path}; pass overwrite=True to replace it")
     keep = shards_dir is not None if keep_shards is None else keep_shards
     shards = shards_dir if shards_dir is not None else os.fspath(store_path).rstrip("/\\") + ".shards"
-    embedded = embed_to_shards(source, shards, overwrite=overwrite or shards_dir is None, **embed_options)
-    built = build_store(shards, store_path, index=index, overwrite=overwrite, workers=build_workers,
-                        show_progress=embed_options.get("show_progress", False))
-    if not keep:
+
+    def remove_shards() -> None:
         fs, root = filesystem(shards)
         if "://" in os.fspath(shards):
             fs.delete_dir(root)
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+    try:
+        embedded = embed_to_shards(source, shards, overwrite=overwrite or shards_dir is None, **embed_options)
+        built = build_store(shards, store_path, index=index, overwrite=overwrite, workers=build_workers,
+                            show_progress=embed_options.get("show_progress", False))
+    except BaseException:
+        if shards_dir is None:  # our own scratch folder: nothing to resume from it
+            remove_shards()
+        raise
+    if not keep:
+        remove_shards()
     return DistributedIndexReport(embedded, built)
 
 
