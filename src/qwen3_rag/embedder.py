@@ -22,6 +22,12 @@ logger = logging.getLogger("qwen3_rag")
 MIN_DIMENSIONS = 32
 
 
+def matryoshka(vectors: np.ndarray, dimensions: int) -> np.ndarray:
+    """The first ``dimensions`` components, re-normalised: full-size vectors cut as
+    ``Qwen3Embedder(dimensions=...)`` cuts them (Qwen3-Embedding is trained for this, MRL)."""
+    return l2_normalize(np.asarray(vectors, dtype=np.float32)[:, :dimensions])
+
+
 def chunks(items: Sequence[Any], size: int) -> Iterator[tuple[int, Sequence[Any]]]:
     """Yield (start, slice) pairs of at most ``size`` items."""
     for start in range(0, len(items), size):
@@ -137,7 +143,7 @@ class Qwen3Embedder:
             for start, part, token_ids in prefetched(chunks(texts, self.batch_size), build):
                 vecs = self.engine.embed(token_ids)
                 if self.dimensions is not None:
-                    vecs = l2_normalize(vecs[:, : self.dimensions])
+                    vecs = matryoshka(vecs, self.dimensions)
                 out[start : start + len(part)] = vecs
                 if bar is not None:
                     bar.update(len(part))

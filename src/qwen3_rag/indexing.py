@@ -85,6 +85,28 @@ def chunk_spans(tokenizer: Any, text: str, chunk_tokens: int, overlap: int) -> l
     return spans
 
 
+def chunk_document(
+    doc_id: str, text: str, meta: dict[str, Any], tokenizer: Any, chunk_tokens: int, overlap: int
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """A document as (id, text, metadata) chunks: ids ``"{doc_id}#{i}"``, metadata plus ``doc_id``,
+    ``chunk``, ``n_chunks``, ``char_start``, ``char_end``."""
+    spans = chunk_spans(tokenizer, text, chunk_tokens, overlap)
+    return [
+        (f"{doc_id}#{i}", text[a:b],
+         {**meta, "doc_id": doc_id, "chunk": i, "n_chunks": len(spans), "char_start": a, "char_end": b})
+        for i, (a, b) in enumerate(spans)
+    ]
+
+
+def document_of(record: dict[str, Any], text_field: str, id_field: str,
+                position: int | None) -> tuple[str, str, dict[str, Any]] | str:
+    """(id, text, metadata) of a record, or the reason it can't be indexed.
+
+    A record without an id gets ``str(position)``; with ``position=None`` the id is required.
+    """
+    return _document(Item("", record), text_field, id_field, position)
+
+
 class _Staging:
     """The staging database: committed rows and how far into the source they reach."""
 
@@ -150,7 +172,7 @@ class _Staging:
 
 
 def _document(
-    item: Item, text_field: str, id_field: str, position: int
+    item: Item, text_field: str, id_field: str, position: int | None
 ) -> tuple[str, str, dict[str, Any]] | str:
     """(id, text, metadata) of a record, or the reason it can't be indexed."""
     rec = item.record or {}
@@ -161,6 +183,8 @@ def _document(
     if not isinstance(text, str) or not text.strip():
         return f"{text_field!r} must be a non-empty string, got {text!r:.40}"
     raw_id = rec.get(id_field)
+    if (raw_id is None or raw_id == "") and position is None:
+        return f"no {id_field!r} (every record needs an id here)"
     if raw_id is None or raw_id == "":
         doc_id = str(position)
     elif isinstance(raw_id, str | int) and not isinstance(raw_id, bool):
@@ -334,12 +358,9 @@ def _stream(src: Any, st: _Staging, embedder: Any, batch_size: int, commit_every
                     pending.append((doc_id, text, json.dumps(meta, ensure_ascii=False)))
                     chunks += 1
                 else:
-                    spans = chunk_spans(embedder.tokenizer, text, chunk_tokens, overlap)
-                    for i, (a, b) in enumerate(spans):
-                        cmeta = {**meta, "doc_id": doc_id, "chunk": i, "n_chunks": len(spans),
-                                 "char_start": a, "char_end": b}
-                        pending.append((f"{doc_id}#{i}", text[a:b], json.dumps(cmeta, ensure_ascii=False)))
-                    chunks += len(spans)
+                    parts = chunk_document(doc_id, text, meta, embedder.tokenizer, chunk_tokens, overlap)
+                    pending += [(i, t, json.dumps(m, ensure_ascii=False)) for i, t, m in parts]
+                    chunks += len(parts)
             if len(pending) >= batch_size:
                 flush()
         flush()
@@ -387,4 +408,4 @@ def _build(root: Path, st: _Staging, embedder: Any, dim: int, run_id: str, has_s
     return store
 
 
-__all__ = ["IndexReport", "index_corpus"]
+__all__ = ["IndexReport", "chunk_document", "document_of", "index_corpus"]

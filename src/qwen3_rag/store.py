@@ -780,6 +780,86 @@ class FaissStore:
             raise StoreError(f"store {path}: {count} documents but the manifest says {manifest['count']}")
         return store
 
+    @classmethod
+    def from_index(
+        cls,
+        index: Any,
+        documents: Iterable[tuple[int, str, str, str | Mapping[str, Any]]],
+        *,
+        spec: IndexSpec,
+        embedder: Any = None,
+        auto: bool = False,
+        path: str | os.PathLike[str] | None = None,
+        batch_size: int = 8192,
+    ) -> FaissStore:
+        """A store around a Faiss index built elsewhere (e.g. per-shard indexes merged into one).
+
+        Args:
+            index: an inner-product Faiss index holding one vector per document under int64
+                keys, of the kind ``spec`` describes (as :func:`~qwen3_rag.faiss_index.build_index`
+                makes it).
+            documents: ``(key, id, text, metadata)`` per document, streamed; ``key`` is the
+                index key of its vector, ``metadata`` a dict or its JSON text (an object).
+            spec: the index's :class:`~qwen3_rag.faiss_index.IndexSpec` (saved in the manifest).
+            embedder: the embedder (or its fingerprint dict) that made the vectors.
+            auto: behave as ``index="auto"`` from now on (re-chosen by size on save).
+
+        Raises ``ValueError`` when ids repeat, keys are not those of the index, or a metadata
+        text is not a JSON object.
+        """
+        faiss = fx.faiss_module()
+        if getattr(index, "metric_type", None) != faiss.METRIC_INNER_PRODUCT:
+            raise ValueError("the index must use inner product (faiss.METRIC_INNER_PRODUCT)")
+        store = cls(int(index.d), path, index=spec, embedder=embedder)
+        store.auto = auto
+        store._index = index
+        max_key = -1
+        count = 0
+
+        def rows(batch: list[tuple[int, str, str, str | Mapping[str, Any]]]) -> Iterable[tuple[Any, ...]]:
+            for key, doc_id, text, meta in batch:
+                if not isinstance(doc_id, str) or not doc_id or not isinstance(text, str):
+                    raise ValueError(f"document {key}: the id must be a non-empty str and the text a str, "
+                                     f"got {doc_id!r}, {type(text).__name__}")
+                meta_json = meta if isinstance(meta, str) else json.dumps(dict(meta), ensure_ascii=False)
+                yield int(key), doc_id, text, meta_json
+
+        it = iter(documents)
+        try:
+            while True:
+                batch = [row for _, row in zip(range(batch_size), it, strict=False)]
+                if not batch:
+                    break
+                with store._conn:
+                    store._conn.executemany("INSERT INTO docs (iid, id, text, metadata) VALUES (?, ?, ?, ?)",
+                                            rows(batch))
+                count += len(batch)
+                max_key = max(max_key, max(int(b[0]) for b in batch))
+        except sqlite3.IntegrityError as e:
+            store.close()
+            raise ValueError(f"documents repeat an id or a key: {e}") from e
+        bad = store._conn.execute(
+            "SELECT id FROM docs WHERE CASE WHEN json_valid(metadata) THEN json_type(metadata) != 'object' "
+            "ELSE 1 END LIMIT 1"
+        ).fetchone()
+        if bad is not None:
+            store.close()
+            raise ValueError(f"document {bad[0]!r}: metadata must be a JSON object")
+        if count != int(index.ntotal):
+            store.close()
+            raise ValueError(f"the index holds {index.ntotal} vectors but {count} documents were given")
+        if count:
+            lo, hi = store._conn.execute("SELECT MIN(iid), MAX(iid) FROM docs").fetchone()
+            probe = np.array([lo, hi], dtype=np.int64)
+            try:
+                fx.reconstruct(index, probe)  # the keys must be the index's
+            except RuntimeError as e:
+                store.close()
+                raise ValueError(f"document keys {lo}..{hi} are not all keys of the index: {e}") from e
+        store._count = count
+        store._next_iid = max_key + 1
+        return store
+
     def close(self) -> None:
         """Release the SQLite connection (the store is unusable afterwards)."""
         with self._lock:

@@ -131,3 +131,29 @@ def test_framework_stores_open_in_cli_search(models, tmp_path):
     got = [(r["id"], r["score"]) for r in out["results"]]
     _same(got, _langchain(tmp_path / "lc", lc))
     _same(got, _llama(tmp_path / "lc", li))
+
+
+def test_store_built_from_vector_shards_opens_in_both_frameworks(models, tmp_path):
+    """What ``qwen3_rag.distributed`` builds (per-shard indexes merged) is a store like any other."""
+    import pyarrow.parquet as pq
+
+    from qwen3_rag.distributed import build_store
+    from qwen3_rag.distributed.shards import shard_table, write_shard_manifest
+
+    core, lc, li = models
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i, part in enumerate((RECORDS[:3], RECORDS[3:])):  # two shards, as two write tasks make them
+        texts = [r["text"] for r in part]
+        table = shard_table([r["id"] for r in part], texts, [json.dumps({"lang": r["lang"]}) for r in part],
+                            core.embed_documents(texts))
+        pq.write_table(table, shards / f"part-r1-{i:06d}-w.parquet")
+    write_shard_manifest(shards, "r1", core.model)
+    build_store(shards, tmp_path / "sharded", show_progress=False)
+    index_corpus(RECORDS, tmp_path / "core", core, resume=False, show_progress=False)
+    reference = _core(tmp_path / "core", core)
+    _same(_core(tmp_path / "sharded", core), reference)
+    _same(_langchain(tmp_path / "sharded", lc), reference)
+    _same(_llama(tmp_path / "sharded", li), reference)
+    lc_store = Qwen3FaissVectorStore.load_local(tmp_path / "sharded", lc)
+    assert lc_store.similarity_search(QUERY, k=4, filter={"lang": "de"})[0].page_content == RECORDS[1]["text"]

@@ -43,6 +43,8 @@ COMMANDS: list[Command] = [
     Command("rerank", "qwen3_rag.cli.rerank", "score a JSONL file of (query, document) pairs (resumable)"),
     Command("info", "qwen3_rag.cli.info", "describe a store"),
     Command("serve", "qwen3_rag.service.cli", "run the HTTP service (search, rerank, embeddings)"),
+    Command("eval", "qwen3_rag.cli.eval", "retrieval quality on a BEIR-format dataset (nDCG, recall, MRR)"),
+    Command("distributed-index", "qwen3_rag.cli.distributed", "embed a corpus with Ray into one store"),
 ]
 """Registered subcommands; others add theirs here (``serve``, ``bench``, ``eval``...)."""
 

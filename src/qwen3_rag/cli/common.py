@@ -15,13 +15,21 @@ from qwen3_rag.engine import BACKENDS
 REMOTE_API_KEY_ENV = "QWEN3_RAG_REMOTE_API_KEY"
 
 
-def add_model_options(parser: argparse.ArgumentParser, embedder: bool = True, reranker: bool = False) -> None:
-    """``--model``/``--reranker-model``, ``--backend`` and device options."""
+def add_model_options(parser: argparse.ArgumentParser, embedder: bool = True, reranker: bool = False,
+                      repeat_dimensions: bool = False) -> None:
+    """``--model``/``--reranker-model``, ``--backend`` and device options.
+
+    With ``repeat_dimensions``, ``--dimensions`` may be given several times (a list, or None).
+    """
     g = parser.add_argument_group("model and device")
     if embedder:
         g.add_argument("--model", help="embedding model (hub id or local directory); for a store, "
                        "default: the model it was built with, else Qwen/Qwen3-Embedding-0.6B")
-        g.add_argument("--dimensions", type=int, help="Matryoshka embedding size (default: full)")
+        if repeat_dimensions:
+            g.add_argument("--dimensions", type=int, action="append",
+                           help="Matryoshka embedding size; repeat to compare sizes (default: full)")
+        else:
+            g.add_argument("--dimensions", type=int, help="Matryoshka embedding size (default: full)")
     if reranker:
         g.add_argument("--reranker-model", help="reranker model (default: Qwen/Qwen3-Reranker-0.6B)")
     g.add_argument("--backend", choices=BACKENDS, default=None,

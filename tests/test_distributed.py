@@ -1,0 +1,243 @@
+"""qwen3_rag.distributed: the Ray Data pipeline on a small local Ray (CPU, tiny model), shard builds.
+
+The Ray tests share one local Ray (2 CPUs, 200 MB object store, no dashboard); tests of the
+store build from shards need no Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from qwen3_rag import FaissStore, Qwen3Embedder, index_corpus
+from qwen3_rag.distributed import build_store, read_shard_manifest
+from qwen3_rag.distributed.shards import shard_table, write_shard_manifest
+from qwen3_rag.sources import BadInputError, EmptyCorpusError
+from qwen3_rag.store import EmbedderMismatchError
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+TOPICS = ["cats", "rivers", "music", "stars", "bread"]
+
+
+def records(n: int, prefix: str = "d") -> list[dict]:
+    return [{"id": f"{prefix}{i}", "text": f"Document {i} is about {TOPICS[i % 5]}. " * (1 + i % 4),
+             "topic": TOPICS[i % 5], "n": i} for i in range(n)]
+
+
+def write_jsonl(path: Path, recs: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def emb(tiny_embedding):
+    return Qwen3Embedder(tiny_embedding, backend="hf")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    started = not ray.is_initialized()
+    if started:
+        # workers import this checkout's qwen3_rag, one thread each (the machine has 2 cores)
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": SRC, "OMP_NUM_THREADS": "1",
+                                           "TRANSFORMERS_VERBOSITY": "error"}})
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def shard_rows(shards: Path) -> list[str]:
+    _, root, manifest = read_shard_manifest(shards)
+    return [i for name in manifest["shards"]
+            for i in pq.read_table(f"{root}/{name}", columns=["id"])["id"].to_pylist()]
+
+
+# ---------------------------------------------------------------------------------------- Ray pipeline
+def test_pipeline_gives_the_store_index_corpus_gives(local_ray, tmp_path, emb, tiny_embedding):
+    from qwen3_rag.distributed import embed_to_shards
+
+    recs = records(36)
+    write_jsonl(tmp_path / "a.jsonl", recs[:20])
+    write_jsonl(tmp_path / "b.jsonl", recs[20:])
+    report = embed_to_shards(tmp_path, tmp_path / "shards", model=tiny_embedding, backend="hf",
+                             batch_size=8, chunk_tokens=12, chunk_overlap=3)
+    built = build_store(tmp_path / "shards", tmp_path / "ray_store", index="flat", show_progress=False)
+    ref = index_corpus(recs, tmp_path / "ref_store", emb, chunk_tokens=12, chunk_overlap=3, resume=False,
+                       show_progress=False, index="flat")
+    store = FaissStore.load(tmp_path / "ray_store", emb)  # the recorded embedder is this one
+    ref_store = FaissStore.load(tmp_path / "ref_store", emb)
+    assert report.rows == ref.chunks == built.documents == len(store) == len(ref_store) > 36
+    assert report.dimension == 64 and built.duplicates_dropped == 0
+    ids = sorted(r.id for r in ref_store.iter_records())
+    assert sorted(r.id for r in store.iter_records()) == ids
+    assert store.get(ids) == ref_store.get(ids)  # same chunk texts and metadata
+    np.testing.assert_allclose(store.vectors(ids), ref_store.vectors(ids), atol=2e-5)
+    q = emb.embed_queries(["what about rivers?"])
+    assert [h.id for h in store.search(q, k=5)[0]] == [h.id for h in ref_store.search(q, k=5)[0]]
+    assert store.extra["distributed_run"] == report.run_id
+
+
+def test_dead_actor_is_restarted_and_no_document_is_written_twice(local_ray, tmp_path, tiny_embedding):
+    from qwen3_rag.distributed import embed_to_shards
+    from qwen3_rag.testing.ray_faults import CrashOnceEmbedBatch
+
+    recs = records(40)
+    write_jsonl(tmp_path / "c.jsonl", recs)
+    marker = tmp_path / "crashed"
+    report = embed_to_shards(tmp_path / "c.jsonl", tmp_path / "shards", model=tiny_embedding, backend="hf",
+                             batch_size=6, actor_class=CrashOnceEmbedBatch, max_retries=2,
+                             actor_kwargs={"crash_marker": str(marker), "crash_on_call": 2})
+    pid, rows_lost = marker.read_text().split()
+    assert int(rows_lost) > 0 and int(pid) != os.getpid()  # an actor died holding a computed batch
+    ids = shard_rows(tmp_path / "shards")
+    assert sorted(ids) == sorted(r["id"] for r in recs) and report.rows == 40  # each once
+    built = build_store(tmp_path / "shards", tmp_path / "store", show_progress=False)
+    assert built.documents == 40 and built.duplicates_dropped == 0
+
+
+def test_rerun_replaces_the_shards_of_an_earlier_run(local_ray, tmp_path, tiny_embedding):
+    from qwen3_rag.distributed import embed_to_shards
+
+    src = write_jsonl(tmp_path / "c.jsonl", records(12))
+    first = embed_to_shards(src, tmp_path / "shards", model=tiny_embedding, backend="hf")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        embed_to_shards(src, tmp_path / "shards", model=tiny_embedding, backend="hf")
+    write_jsonl(src, records(5, prefix="new"))
+    second = embed_to_shards(src, tmp_path / "shards", model=tiny_embedding, backend="hf", overwrite=True)
+    assert second.run_id != first.run_id
+    files = sorted(p.name for p in (tmp_path / "shards").glob("part-*"))
+    assert files and all(f.startswith(f"part-{second.run_id}-") for f in files)
+    assert sorted(shard_rows(tmp_path / "shards")) == [f"new{i}" for i in range(5)]
+
+
+def test_parquet_input_and_bad_records(local_ray, tmp_path, tiny_embedding):
+    import pyarrow as pa
+
+    from qwen3_rag.distributed import embed_to_shards
+
+    recs = records(10)
+    pq.write_table(pa.Table.from_pylist(recs), tmp_path / "c.parquet")
+    embed_to_shards(tmp_path / "c.parquet", tmp_path / "shards", model=tiny_embedding, backend="hf")
+    build_store(tmp_path / "shards", tmp_path / "store", show_progress=False)
+    got = FaissStore.load(tmp_path / "store").get(["d3"])[0]
+    assert got is not None and got.text == recs[3]["text"] and got.metadata == {"topic": "stars", "n": 3}
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "text": "fine"}\n{"id": "b", "text": oops}\n', encoding="utf-8")
+    with pytest.raises(BadInputError, match=r"bad\.jsonl: malformed JSON"):
+        embed_to_shards(bad, tmp_path / "s2", model=tiny_embedding, backend="hf")
+    assert not (tmp_path / "s2" / "manifest.json").exists()  # a failed run leaves no finished shards
+    with pytest.raises(FileNotFoundError):
+        embed_to_shards(tmp_path / "missing.jsonl", tmp_path / "s4", model=tiny_embedding, backend="hf")
+
+
+def test_cli_distributed_index_then_search(local_ray, tmp_path, tiny_embedding, capsys):
+    from qwen3_rag.cli import main
+
+    write_jsonl(tmp_path / "c.jsonl", records(15))
+    store = tmp_path / "store"
+    args = ["distributed-index", str(tmp_path / "c.jsonl"), "--store", str(store), "--model", tiny_embedding,
+            "--backend", "hf"]
+    assert main([*args, "--batch-size", "8", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["embed"]["rows"] == 15 and report["build"]["documents"] == 15
+    assert not Path(str(store) + ".shards").exists()  # default shards are removed after the build
+    assert main(["search", "stars", "--store", str(store), "--backend", "hf", "-k", "3", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)["results"]
+    assert len(hits) == 3 and all(h["id"].startswith("d") for h in hits)
+    # the same store again: refused without --overwrite
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- building from shards
+def make_shards(root: Path, emb: Qwen3Embedder, parts: list[list[dict]], run: str = "r1") -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for i, part in enumerate(parts):
+        texts = [r["text"] for r in part]
+        table = shard_table([r["id"] for r in part], texts, [json.dumps({"topic": r["topic"]}) for r in part],
+                            emb.embed_documents(texts))
+        pq.write_table(table, root / f"part-{run}-{i:06d}-w.parquet")
+    write_shard_manifest(root, run, emb.model)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_build_merges_per_shard_indexes(tmp_path, emb, kind):
+    recs = records(60)
+    make_shards(tmp_path / "shards", emb, [recs[:25], recs[25:40], recs[40:]])
+    built = build_store(tmp_path / "shards", tmp_path / "store", index=kind, workers=2, show_progress=False)
+    store = FaissStore.load(tmp_path / "store", emb)
+    assert (built.documents, built.shards, store.index_kind, len(store)) == (60, 3, kind, 60)
+    ids = [r["id"] for r in recs]
+    vecs = emb.embed_documents([r["text"] for r in recs])
+    np.testing.assert_allclose(store.vectors(ids), vecs, atol=1e-6)  # every vector under its own id
+    # each document's own vector finds itself first (IVF: its list is the nearest one, always probed)
+    top = [hits[0].id for hits in store.search(vecs, k=1)]
+    assert top == ids
+    assert store.get(["d8"])[0].metadata == {"topic": "stars"}
+    cats = store.search(vecs[3], k=20, filter={"topic": "cats"})[0]
+    assert sorted(h.id for h in cats) == sorted(f"d{i}" for i in range(0, 60, 5))
+
+
+def test_build_keeps_each_id_once_last_shard_wins(tmp_path, emb):
+    recs = records(20)
+    changed = [{**r, "text": r["text"] + " (revised)"} for r in recs[:5]]
+    make_shards(tmp_path / "shards", emb, [recs[:12], recs[8:], changed])  # d8..d11 twice, d0..d4 revised
+    # and a whole shard written twice (as by a task that ran twice under another name), sorting
+    # between the first shard and the revised one
+    first = sorted((tmp_path / "shards").glob("part-*"))[0]
+    shutil.copy(first, first.with_name(first.name.replace("-w.", "-w2.")))
+    write_shard_manifest(tmp_path / "shards", "r1", emb.model)
+    built = build_store(tmp_path / "shards", tmp_path / "store", show_progress=False)
+    store = FaissStore.load(tmp_path / "store")
+    # rows: 12 + 12 + 5 + 12 = 41; distinct ids: 20
+    assert (built.rows, built.documents, built.duplicates_dropped, len(store)) == (41, 20, 21, 20)
+    assert store.get(["d2"])[0].text.endswith("(revised)")
+    revised = emb.embed_documents([changed[2]["text"]])[0]
+    np.testing.assert_allclose(store.vectors(["d2"])[0], revised, atol=1e-6)
+
+
+def test_build_refuses_bad_shards_and_other_embedders(tmp_path, emb, tiny_reranker):
+    with pytest.raises(FileNotFoundError, match=r"manifest\.json"):
+        build_store(tmp_path, tmp_path / "store")
+    make_shards(tmp_path / "shards", emb, [records(4)])
+    other = {"model": "someone/else", "dimension": 64}
+    with pytest.raises(EmbedderMismatchError):
+        build_store(tmp_path / "shards", tmp_path / "store", embedder=other)
+    with pytest.raises(ValueError, match="needs at least"):
+        build_store(tmp_path / "shards", tmp_path / "store", index="ivf")
+    build_store(tmp_path / "shards", tmp_path / "store", show_progress=False)
+    with pytest.raises(FileExistsError):
+        build_store(tmp_path / "shards", tmp_path / "store")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pq.write_table(shard_table([], [], [], np.empty((0, 64), np.float32)), empty / "part-r1-000000-w.parquet")
+    with pytest.raises(EmptyCorpusError):
+        write_shard_manifest(empty, "r1", emb.model)
+
+
+def test_parse_records_validates_as_index_corpus_does():
+    pytest.importorskip("ray.data")
+    import pyarrow as pa
+
+    from qwen3_rag.distributed.pipeline import parse_records
+
+    lines = [json.dumps({"id": 7, "body": "seven", "when": "2020"}), "  ", json.dumps({"body": "no id"})]
+    batch = pa.table({"text": lines[:2], "path": ["f.jsonl"] * 2})
+    out = parse_records(batch, input_format="jsonl", text_field="body", id_field="id")
+    assert out.to_pylist() == [{"id": "7", "text": "seven", "metadata": '{"when": "2020"}'}]
+    with pytest.raises(BadInputError, match=r"f\.jsonl: no 'id'"):
+        parse_records(pa.table({"text": lines[2:], "path": ["f.jsonl"]}), input_format="jsonl",
+                      text_field="body", id_field="id")
+    with pytest.raises(BadInputError, match="'text' must be a non-empty string"):
+        parse_records(pa.Table.from_pylist([{"id": "a", "text": ""}]), input_format="parquet",
+                      text_field="text", id_field="id")
