@@ -362,6 +362,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return p
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``qwen3-rag bench`` subcommand's options."""
+    build_parser(parser)
+
+
 def run(args: argparse.Namespace) -> int:
     workdir = args.workdir or os.path.join(tempfile.gettempdir(), "qwen3-rag-bench")
     os.makedirs(workdir, exist_ok=True)

@@ -45,6 +45,7 @@ COMMANDS: list[Command] = [
     Command("serve", "qwen3_rag.service.cli", "run the HTTP service (search, rerank, embeddings)"),
     Command("eval", "qwen3_rag.cli.eval", "retrieval quality on a BEIR-format dataset (nDCG, recall, MRR)"),
     Command("distributed-index", "qwen3_rag.cli.distributed", "embed a corpus with Ray into one store"),
+    Command("bench", "qwen3_rag.bench", "engine throughput on synthetic workloads, with a recommendation"),
 ]
 """Registered subcommands; others add theirs here (``serve``, ``bench``, ``eval``...)."""
 
