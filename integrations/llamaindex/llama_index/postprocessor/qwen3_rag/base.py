@@ -13,6 +13,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from qwen3_rag import Qwen3Reranker, RerankResult
 from qwen3_rag.formats import DEFAULT_INSTRUCTION
+from qwen3_rag.reranker import check_rank_options
 
 dispatcher = get_dispatcher(__name__)
 
@@ -61,18 +62,11 @@ class Qwen3Rerank(BaseNodePostprocessor):
 
     _reranker: Qwen3Reranker = PrivateAttr()
 
-    @field_validator("top_n")
+    @field_validator("top_n", "score_threshold", "min_confidence")
     @classmethod
-    def _check_top_n(cls, v: int | None) -> int | None:
-        if v is not None and v < 0:
-            raise ValueError(f"top_n must be >= 0 or None, got {v}")
-        return v
-
-    @field_validator("score_threshold", "min_confidence")
-    @classmethod
-    def _check_unit(cls, v: float | None, info: Any) -> float | None:
-        if v is not None and not 0.0 <= v <= 1.0:
-            raise ValueError(f"{info.field_name} must be between 0 and 1, got {v}")
+    def _check_selection(cls, v: Any, info: Any) -> Any:
+        options: dict[str, Any] = {"top_n": None, "score_threshold": None, "min_confidence": None}
+        check_rank_options(**{**options, info.field_name: v})  # the core's one check
         return v
 
     def model_post_init(self, context: Any, /) -> None:
