@@ -93,6 +93,20 @@ def make_embedder(args: argparse.Namespace, model: str | None = None, dimension:
     return emb
 
 
+def open_store(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``(store, embedder)`` for ``args.store``, embedding with the model the store records
+    (``--model`` overrides it) at the store's dimension."""
+    from qwen3_rag.cli import CLIError
+    from qwen3_rag.store import FaissStore, read_manifest
+
+    _, manifest = read_manifest(args.store)
+    recorded = manifest.get("embedder") or {}
+    if not (args.model or recorded.get("model")):
+        raise CLIError(f"{args.store} does not record its embedding model; pass --model")
+    embedder = make_embedder(args, model=recorded.get("model"), dimension=manifest["dimension"])
+    return FaissStore.load(args.store, embedder), embedder
+
+
 def make_reranker(args: argparse.Namespace) -> Any:
     from qwen3_rag import Qwen3Reranker
 

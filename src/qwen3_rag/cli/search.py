@@ -10,8 +10,8 @@ from qwen3_rag.cli import CLIError
 from qwen3_rag.cli.common import (
     add_json_option,
     add_model_options,
-    make_embedder,
     make_reranker,
+    open_store,
     print_json,
     table,
 )
@@ -36,7 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qwen3_rag.retrieval import search_documents
-    from qwen3_rag.store import FaissStore, read_manifest
 
     if args.k < 1:
         raise CLIError(f"-k must be positive, got {args.k}")
@@ -51,12 +50,7 @@ def run(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as e:
             raise CLIError(f"--filter is not valid JSON: {e.msg} at column {e.colno}") from e
     started = time.perf_counter()
-    _, manifest = read_manifest(args.store)
-    recorded = manifest.get("embedder") or {}
-    if not (args.model or recorded.get("model")):
-        raise CLIError(f"{args.store} does not record its embedding model; pass --model")
-    embedder = make_embedder(args, model=recorded.get("model"), dimension=manifest["dimension"])
-    store = FaissStore.load(args.store, embedder)
+    store, embedder = open_store(args)
     reranker = make_reranker(args) if args.rerank else None
     load_ms = (time.perf_counter() - started) * 1000.0
     resp = search_documents(

@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the models (and store) named by ``args`` and serve until interrupted."""
     from qwen3_rag.cli import CLIError
-    from qwen3_rag.cli.common import make_embedder, make_reranker
+    from qwen3_rag.cli.common import make_embedder, make_reranker, open_store
 
     try:
         import fastapi  # noqa: F401
@@ -69,7 +69,6 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"serve needs the 'serve' extra ({e.name} is missing): "
                        "pip install 'qwen3-rag[serve]'") from e
     from qwen3_rag.service.schemas import ServiceLimits
-    from qwen3_rag.store import FaissStore, read_manifest
 
     if not 0 < args.port < 65536:
         raise CLIError(f"--port must be 1..65535, got {args.port}")
@@ -77,12 +76,7 @@ def run(args: argparse.Namespace) -> int:
                                                   ("batch_wait_ms", args.batch_wait_ms)) if v is not None})
     store = None
     if args.store:
-        _, manifest = read_manifest(args.store)
-        recorded = manifest.get("embedder") or {}
-        if not (args.model or recorded.get("model")):
-            raise CLIError(f"{args.store} does not record its embedding model; pass --model")
-        embedder = make_embedder(args, model=recorded.get("model"), dimension=manifest["dimension"])
-        store = FaissStore.load(args.store, embedder)
+        store, embedder = open_store(args)
     else:
         embedder = make_embedder(args)
     reranker = None if args.no_reranker else make_reranker(args)
