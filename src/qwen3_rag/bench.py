@@ -165,48 +165,48 @@ def _best_time(fn: Any, repeats: int) -> float:
     return min(times)
 
 
-def bench_embed(model: str, backend: str, workloads: dict[str, list[str]], options: dict[str, Any],
-                repeats: int) -> list[dict]:
-    """Time one embedder (one engine start) on every embedding workload."""
+def _bench_model(task: str, make: Any, run: Any, token_ids: Any, warm: int,
+                 workloads: dict[str, list[Any]], options: dict[str, Any], repeats: int) -> list[dict]:
+    """Start one model (one engine) and time ``run`` on every workload after a warm-up."""
     from transformers import AutoConfig
 
-    from qwen3_rag import Qwen3Embedder
-
     t0 = time.perf_counter()
-    emb = Qwen3Embedder(model, backend=backend, **options)
+    model = make()
     startup = time.perf_counter() - t0
-    fpt = flops_per_token(AutoConfig.from_pretrained(emb.engine.config.model))
+    fpt = flops_per_token(AutoConfig.from_pretrained(model.engine.config.model))
     rows = []
-    for name, texts in workloads.items():
-        emb.embed_documents(texts[: min(len(texts), 2048)])  # warm-up
-        ntok = sum(len(t) for t in emb.formatter.documents(texts))
-        sec = _best_time(lambda texts=texts: emb.embed_documents(texts), repeats)
-        rows.append(_row("embed", emb.backend, options, name, len(texts), ntok, sec, startup, fpt))
+    for name, items in workloads.items():
+        run(model, items[: min(len(items), warm)])
+        ntok = sum(len(t) for t in token_ids(model, items))
+        sec = _best_time(lambda items=items: run(model, items), repeats)
+        rows.append(_row(task, model.backend, options, name, len(items), ntok, sec, startup, fpt))
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     _release()
     return rows
+
+
+def bench_embed(model: str, backend: str, workloads: dict[str, list[str]], options: dict[str, Any],
+                repeats: int) -> list[dict]:
+    """Time one embedder (one engine start) on every embedding workload."""
+    from qwen3_rag import Qwen3Embedder
+
+    return _bench_model(
+        "embed", lambda: Qwen3Embedder(model, backend=backend, **options),
+        lambda m, texts: m.embed_documents(texts), lambda m, texts: m.formatter.documents(texts),
+        2048, workloads, options, repeats,
+    )
 
 
 def bench_rerank(model: str, backend: str, workloads: dict[str, list[tuple[str, str]]],
                  options: dict[str, Any], repeats: int) -> list[dict]:
     """Time one reranker (one engine start) on every reranking workload."""
-    from transformers import AutoConfig
-
     from qwen3_rag import Qwen3Reranker
 
-    t0 = time.perf_counter()
-    rr = Qwen3Reranker(model, backend=backend, **options)
-    startup = time.perf_counter() - t0
-    fpt = flops_per_token(AutoConfig.from_pretrained(rr.engine.config.model))
-    rows = []
-    for name, pairs in workloads.items():
-        rr.score_pairs(pairs[: min(len(pairs), 1024)])
-        ntok = sum(len(t) for t in rr.formatter.pairs(pairs))
-        sec = _best_time(lambda pairs=pairs: rr.score_pairs(pairs), repeats)
-        rows.append(_row("rerank", rr.backend, options, name, len(pairs), ntok, sec, startup, fpt))
-        print(format_table(rows[-1:]).splitlines()[-1], flush=True)
-    _release()
-    return rows
+    return _bench_model(
+        "rerank", lambda: Qwen3Reranker(model, backend=backend, **options),
+        lambda m, pairs: m.score_pairs(pairs), lambda m, pairs: m.formatter.pairs(pairs),
+        1024, workloads, options, repeats,
+    )
 
 
 def baseline_sentence_transformers(model: str, texts: list[str], batch_size: int = 256) -> dict:
