@@ -68,3 +68,60 @@ def test_process_with_an_open_pool_exits(tiny_embedding, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "(3, 64)" in r.stdout
+
+
+def test_plan_parts(monkeypatch):
+    from qwen3_rag.engine import pool
+
+    assert pool.plan_parts([10] * 5, 4) == [(0, 5)]  # small: one part, one worker
+    assert pool.plan_parts([], 4) == []
+    monkeypatch.setattr(pool, "SPLIT_MIN_TOKENS", 20)
+    monkeypatch.setattr(pool, "PART_TOKENS", 30)
+    parts = pool.plan_parts([10] * 12, 2)  # 120 tokens: 4 parts of ~30
+    assert parts[0][0] == 0 and parts[-1][1] == 12
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
+    assert len(parts) == 4
+    assert len(pool.plan_parts([10] * 3, 8)) == 3  # never more parts than sequences
+
+
+def test_pool_shared_queue_and_pipelined_batches_keep_order(tiny_embedding, tiny_reranker, monkeypatch):
+    """Many small parts from several batches in flight come back in order and match one engine."""
+    from qwen3_rag.engine import pool
+
+    monkeypatch.setattr(pool, "SPLIT_MIN_TOKENS", 1)
+    monkeypatch.setattr(pool, "PART_TOKENS", 40)
+    texts = [f"text {i} " + "more words " * (i % 7) for i in range(90)]
+    single = Qwen3Embedder(tiny_embedding, backend="hf").embed_documents(texts)
+    pooled = Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, batch_size=16)
+    np.testing.assert_allclose(pooled.embed_documents(texts), single, atol=1e-5)
+    done = pooled.engine.pool.parts_done
+    assert sum(done) >= 20 and min(done) > 0, done  # both workers took parts from the queue
+
+    rr = Qwen3Reranker(tiny_reranker, backend="hf", engines_per_gpu=2, batch_size=16)
+    ref = Qwen3Reranker(tiny_reranker, backend="hf").score("q?", texts)
+    np.testing.assert_allclose(rr.score("q?", texts), ref, atol=1e-5)
+    pooled.engine.close()
+    rr.engine.close()
+
+
+def test_killed_worker_fails_the_pool_and_a_new_one_starts(tiny_embedding):
+    """SIGKILL of one worker: the pool closes itself with an error naming the worker, and the
+    engine cache starts a fresh pool for the next embedder."""
+    import os
+    import signal
+    import time
+
+    emb = Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, max_length=512)
+    engine = emb.engine
+    victim = engine.pool.procs[1]
+    os.kill(victim.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not engine.closed and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert engine.closed
+    with pytest.raises(RuntimeError, match=r"qwen3-rag-embedding-1 exited with code -9"):
+        emb.embed_documents(["after the crash"])
+    fresh = Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, max_length=512)
+    assert fresh.engine is not engine
+    assert fresh.embed_documents(["after the crash"]).shape == (1, 64)
+    fresh.engine.close()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+from qwen3_rag.batching import chunks, pipelined, prefetched
 from qwen3_rag.config import get_settings
 from qwen3_rag.engine import get_engine, resolve_backend
 from qwen3_rag.engine.base import EmbeddingEngine, l2_normalize
@@ -26,31 +26,6 @@ def matryoshka(vectors: np.ndarray, dimensions: int) -> np.ndarray:
     """The first ``dimensions`` components, re-normalised: full-size vectors cut as
     ``Qwen3Embedder(dimensions=...)`` cuts them (Qwen3-Embedding is trained for this, MRL)."""
     return l2_normalize(np.asarray(vectors, dtype=np.float32)[:, :dimensions])
-
-
-def chunks(items: Sequence[Any], size: int) -> Iterator[tuple[int, Sequence[Any]]]:
-    """Yield (start, slice) pairs of at most ``size`` items."""
-    for start in range(0, len(items), size):
-        yield start, items[start : start + size]
-
-
-def prefetched(
-    parts: Iterator[tuple[int, Sequence[Any]]], build: Callable[[Sequence[Any]], list[list[int]]]
-) -> Iterator[tuple[int, Sequence[Any], list[list[int]]]]:
-    """Yield (start, part, build(part)), tokenizing the next part in a thread meanwhile.
-
-    The Rust tokenizer releases the GIL, so tokenization of batch k+1 overlaps the engine's
-    work on batch k.
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen3-rag-tok") as pool:
-        pending = None
-        for start, part in parts:
-            fut = pool.submit(build, part)
-            if pending is not None:
-                yield pending[0], pending[1], pending[2].result()
-            pending = (start, part, fut)
-        if pending is not None:
-            yield pending[0], pending[1], pending[2].result()
 
 
 class Qwen3Embedder:
@@ -139,9 +114,9 @@ class Qwen3Embedder:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts), unit="text", desc="embedding")
+        parts = prefetched(chunks(texts, self.batch_size), build)
         try:
-            for start, part, token_ids in prefetched(chunks(texts, self.batch_size), build):
-                vecs = self.engine.embed(token_ids)
+            for start, part, vecs in pipelined(self.engine, parts):
                 if self.dimensions is not None:
                     vecs = matryoshka(vecs, self.dimensions)
                 out[start : start + len(part)] = vecs

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from qwen3_rag.batching import chunks, pipelined, prefetched
 from qwen3_rag.config import get_settings
-from qwen3_rag.embedder import chunks, prefetched
 from qwen3_rag.engine import get_engine, resolve_backend
 from qwen3_rag.engine.base import RerankEngine, check_model
 from qwen3_rag.formats import DEFAULT_INSTRUCTION, RerankFormatter, check_texts
@@ -153,8 +153,8 @@ class Qwen3Reranker:
         instr = self.instruction if instruction is None else instruction
         out = np.empty(len(items), dtype=np.float32)
         build = functools.partial(self.formatter.pairs, instruction=instr)
-        for start, part, token_ids in prefetched(chunks(items, self.batch_size), build):
-            out[start : start + len(part)] = self.engine.score(token_ids)
+        for start, part, scores in pipelined(self.engine, prefetched(chunks(items, self.batch_size), build)):
+            out[start : start + len(part)] = scores
         return out
 
     def score(self, query: str, documents: Iterable[str], instruction: str | None = None) -> np.ndarray:

@@ -10,6 +10,7 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,24 @@ class Engine:
         self.lock = threading.Lock()
         self.closed = False
 
+    def run(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """The engine's work on one batch (``embed`` or ``score``)."""
+        raise NotImplementedError
+
+    def submit(self, token_ids: Sequence[Sequence[int]]) -> Future[np.ndarray]:
+        """Start :meth:`run` on a batch and return a future of its result.
+
+        Engines in this process compute the batch before returning (a completed future);
+        the engine pool queues it for its worker processes and returns at once, so a caller
+        can hand over the next batch while this one runs (see :func:`qwen3_rag.batching.pipelined`).
+        """
+        fut: Future[np.ndarray] = Future()
+        try:
+            fut.set_result(self.run(token_ids))
+        except Exception as e:
+            fut.set_exception(e)
+        return fut
+
     def close(self) -> None:
         """Release the model (GPU memory, worker processes). Idempotent."""
         self.closed = True
@@ -95,6 +114,9 @@ class EmbeddingEngine(Engine, ABC):
     def embed(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
         """Return an (n, dimension) float32 array, rows L2-normalised."""
 
+    def run(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        return self.embed(token_ids)
+
 
 class RerankEngine(Engine, ABC):
     """Turns reranker prompt token ids into P(yes) scores."""
@@ -102,6 +124,9 @@ class RerankEngine(Engine, ABC):
     @abstractmethod
     def score(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
         """Return an (n,) float32 array of P(yes) in [0, 1]."""
+
+    def run(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        return self.score(token_ids)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -1,10 +1,14 @@
 """Data parallelism: several engine processes, on one GPU or across GPUs.
 
 A 0.6B model leaves a GPU's matrix units idle while one Python process prepares requests
-and reads outputs, and a 0.6B model needs no tensor parallelism. ``PoolEngine`` starts
+and reads outputs, and a 0.6B model needs no tensor parallelism. The pool engines start
 ``data_parallel_size x engines_per_gpu`` worker processes (spawned, ``__main__`` hidden),
-each with its own engine pinned to one GPU through ``CUDA_VISIBLE_DEVICES``, splits every
-batch of token ids across them by token count, and gathers the results in order.
+each with its own engine pinned to one GPU through ``CUDA_VISIBLE_DEVICES``, and gathers their
+results in order.
+
+Batches go through one shared queue in parts (:func:`plan_parts`) that idle workers take,
+and :meth:`submit` returns a future at once, so callers keep the queue filled
+(:func:`qwen3_rag.batching.pipelined`).
 
 Engine options (read by :func:`qwen3_rag.engine.get_engine`):
 
@@ -24,8 +28,11 @@ import itertools
 import multiprocessing as mp
 import multiprocessing.util as mp_util
 import os
+import queue
 import threading
+import time
 from collections.abc import Sequence
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 import numpy as np
@@ -67,6 +74,25 @@ def split_by_tokens(lengths: Sequence[int], parts: int) -> list[tuple[int, int]]
     return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
+#: tokens per queued part of a large batch: parts this size keep every worker busy to the end
+PART_TOKENS = 131072
+#: batches smaller than this stay in one part (one worker): small requests need no scatter
+SPLIT_MIN_TOKENS = 8192
+
+
+def plan_parts(lengths: Sequence[int], workers: int) -> list[tuple[int, int]]:
+    """Contiguous [start, end) parts of a batch for the pool's shared queue.
+
+    A small batch is one part; a large one is cut into parts of about :data:`PART_TOKENS`
+    tokens, and into at least one part per worker.
+    """
+    total = int(sum(lengths))
+    if total < SPLIT_MIN_TOKENS:
+        return [(0, len(lengths))] if len(lengths) else []
+    parts = max(workers, -(-total // PART_TOKENS))
+    return split_by_tokens(lengths, min(parts, len(lengths)))
+
+
 def _worker(
     kind: str,
     model: str,
@@ -76,10 +102,10 @@ def _worker(
     extra: dict[str, Any],
     gpu: str | None,
     index: int,
-    inbox: Any,
+    tasks: Any,
     outbox: Any,
 ) -> None:
-    """Worker process: load one engine, then serve (job, flat, offsets) until None."""
+    """Worker process: load one engine, then serve (job, part, flat, offsets) until None."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     try:
@@ -90,16 +116,15 @@ def _worker(
     except BaseException as e:  # report start-up failures to the parent
         outbox.put(("error", index, f"{type(e).__name__}: {e}"))
         return
-    run = engine.embed if kind == "embedding" else engine.score  # type: ignore[attr-defined]
     while True:
-        msg = inbox.get()
+        msg = tasks.get()
         if msg is None:
             break
-        job, flat, offsets = msg
+        job, part, flat, offsets = msg
         try:
-            outbox.put((job, run(unpack(flat, offsets))))
+            outbox.put((job, part, index, engine.run(unpack(flat, offsets))))
         except Exception as e:
-            outbox.put((job, RuntimeError(f"{type(e).__name__}: {e}")))
+            outbox.put((job, part, index, RuntimeError(f"{type(e).__name__}: {e}")))
     with contextlib.suppress(Exception):
         engine.close()
     # Leave without interpreter finalization: vLLM's background threads can abort it (a fatal
@@ -109,8 +134,32 @@ def _worker(
     os._exit(0)
 
 
+def _settle(future: Future[np.ndarray], result: Any = None, error: BaseException | None = None) -> None:
+    """Give a future its result or error, unless its caller cancelled it meanwhile."""
+    with contextlib.suppress(InvalidStateError):
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+class _Job:
+    """A submitted batch: its future and the parts still missing."""
+
+    def __init__(self, parts: int):
+        self.future: Future[np.ndarray] = Future()
+        self.results: list[Any] = [None] * parts
+        self.missing = parts
+
+
 class _Pool:
-    """Worker processes and the plumbing to scatter a batch and gather the results."""
+    """Worker processes fed from one shared queue, and a thread that gathers their results.
+
+    A batch is cut into parts (:func:`plan_parts`); idle workers take the next part from the
+    queue, so a fast worker is never held up by a slow one and, with batches submitted ahead,
+    no worker waits for the caller. A worker that dies fails the batches in flight with an
+    error naming it, instead of leaving the caller waiting.
+    """
 
     def __init__(self, config: EngineConfig, options: dict[str, Any], extra: dict[str, Any]):
         from qwen3_rag.engine.vllm import _hidden_main
@@ -131,14 +180,15 @@ class _Pool:
             raise ValueError(f"data_parallel_size={dp} but only GPUs {gpus} are visible")
         ctx = mp.get_context("spawn")
         self.outbox = ctx.Queue()
-        self.inboxes, self.procs = [], []
+        self.tasks = ctx.Queue()
         self.lock = threading.Lock()
         self.jobs = itertools.count()
-        # Engines sharing a GPU start one after another: vLLM sizes its KV cache from the free
-        # memory it profiles, and engines profiling side by side on one GPU misread each other
-        # ("No available memory for the cache blocks", seen on an H200). GPUs start in parallel.
-        queued: dict[int, list[tuple[int, Any]]] = {}
-        self.inboxes = [ctx.Queue() for _ in range(dp * per_gpu)]
+        self.pending: dict[int, _Job] = {}
+        self.broken: str | None = None
+        self.on_close: Any = None
+        self.parts_done = [0] * (dp * per_gpu)
+        """Batch parts each worker has delivered (the shared queue balances them)."""
+        self.collector: threading.Thread | None = None
         self.procs = [
             ctx.Process(
                 target=_worker,
@@ -151,7 +201,7 @@ class _Pool:
                     extra,
                     gpus[w // per_gpu] if dp > 1 and config.backend != "remote" else None,
                     w,
-                    self.inboxes[w],
+                    self.tasks,
                     self.outbox,
                 ),
                 daemon=False,
@@ -159,6 +209,10 @@ class _Pool:
             )
             for w in range(dp * per_gpu)
         ]
+        # Engines sharing a GPU start one after another: vLLM sizes its KV cache from the free
+        # memory it profiles, and engines profiling side by side on one GPU misread each other
+        # ("No available memory for the cache blocks", seen on an H200). GPUs start in parallel.
+        queued: dict[int, list[tuple[int, Any]]] = {}
         for w, p in enumerate(self.procs):
             queued.setdefault(w // per_gpu, []).append((w, p))
         self.dimension = None
@@ -169,7 +223,7 @@ class _Pool:
             for group in queued.values():
                 group.pop(0)[1].start()
             for _ in self.procs:
-                status, w, value = self.outbox.get()
+                status, w, value = self._startup_message()
                 if status == "error":
                     self.close()
                     raise RuntimeError(f"an engine worker failed to start: {value}")
@@ -177,68 +231,158 @@ class _Pool:
                 group = queued[w // per_gpu]
                 if group:
                     group.pop(0)[1].start()
+        self.collector = threading.Thread(target=self._collect, name="qwen3-rag-pool", daemon=True)
+        self.collector.start()
 
-    def run(self, token_ids: Sequence[Sequence[int]]) -> list[Any]:
-        ranges = split_by_tokens([len(t) for t in token_ids], len(self.procs))
+    def _startup_message(self) -> tuple[str, int, Any]:
+        while True:
+            try:
+                return self.outbox.get(timeout=5.0)
+            except queue.Empty:
+                dead = [p for p in self.procs if p.exitcode is not None]
+                if dead:
+                    self.close()
+                    raise RuntimeError(
+                        f"engine worker {dead[0].name} exited with code {dead[0].exitcode} while starting"
+                    ) from None
+
+    def submit(self, token_ids: Sequence[Sequence[int]]) -> Future[np.ndarray]:
+        """Queue a batch; the future gives the workers' results concatenated in order."""
+        parts = plan_parts([len(t) for t in token_ids], len(self.procs))
         with self.lock:
-            jobs = {}
-            for w, (a, b) in enumerate(ranges):
-                job = next(self.jobs)
-                jobs[job] = w
-                self.inboxes[w].put((job, *pack(token_ids[a:b])))
-            results: dict[int, Any] = {}
-            while len(results) < len(jobs):
-                job, value = self.outbox.get()
+            if self.broken:
+                raise RuntimeError(self.broken)
+            job_id = next(self.jobs)
+            job = _Job(len(parts))
+            self.pending[job_id] = job
+            for i, (a, b) in enumerate(parts):
+                self.tasks.put((job_id, i, *pack(token_ids[a:b])))
+        return job.future
+
+    def run(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        return self.submit(token_ids).result()
+
+    def _collect(self) -> None:
+        checked = time.monotonic()
+        while True:
+            try:
+                msg = self.outbox.get(timeout=1.0)
+            except queue.Empty:
+                msg = ()
+            except (OSError, ValueError, EOFError):  # queue closed
+                return
+            if msg is None or not self.procs:
+                return
+            if time.monotonic() - checked > 1.0:
+                checked = time.monotonic()
+                dead = [p for p in self.procs if p.exitcode is not None]
+                if dead:
+                    # Its part of a batch is lost: fail what is in flight and close the pool, so
+                    # the engine cache starts a fresh one for the next embedder or reranker.
+                    self._fail(f"engine worker {dead[0].name} exited with code {dead[0].exitcode}")
+                    self.close()
+                    return
+            if not msg:
+                continue
+            job_id, part, worker, value = msg
+            with self.lock:
+                self.parts_done[worker] += 1
+                job = self.pending.get(job_id)
+                if job is None:
+                    continue
                 if isinstance(value, Exception):
-                    raise value
-                results[jobs[job]] = value
-        return [results[w] for w in range(len(ranges))]
+                    del self.pending[job_id]
+                    _settle(job.future, error=value)
+                    continue
+                job.results[part] = value
+                job.missing -= 1
+                if job.missing:
+                    continue
+                del self.pending[job_id]
+            _settle(job.future, np.concatenate(job.results))
+
+    def _fail(self, reason: str) -> None:
+        with self.lock:
+            if self.broken is None:
+                self.broken = reason
+            jobs, self.pending = list(self.pending.values()), {}
+        for job in jobs:
+            _settle(job.future, error=RuntimeError(reason))
+        if self.on_close is not None:
+            self.on_close()
 
     def close(self) -> None:
-        for inbox in self.inboxes:
+        procs, self.procs = self.procs, []
+        for _ in procs:
             with contextlib.suppress(Exception):
-                inbox.put(None)
-        for p in self.procs:
+                self.tasks.put(None)
+        for p in procs:
             if p.pid is None:  # never started
                 continue
             p.join(timeout=60)
             if p.is_alive():
                 p.terminate()
-        self.procs, self.inboxes = [], []
+        self._fail(self.broken or "the engine pool is closed")
+        if self.collector is not None and self.collector is not threading.current_thread():
+            with contextlib.suppress(Exception):
+                self.outbox.put(None)
+            self.collector.join(timeout=10)
 
 
-class PoolEmbeddingEngine(EmbeddingEngine):
+class _PoolMixin:
+    """What both pool engines share: submit to the pool, close it."""
+
+    pool: _Pool
+
+    def _empty(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _pool_closed(self) -> None:
+        self.closed = True  # the engine cache loads a new engine for the next user
+
+    def submit(self, token_ids: Sequence[Sequence[int]]) -> Future[np.ndarray]:
+        if not token_ids:
+            fut: Future[np.ndarray] = Future()
+            fut.set_result(self._empty())
+            return fut
+        return self.pool.submit(token_ids)
+
+    def run(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        return self.submit(token_ids).result()
+
+    def close(self) -> None:
+        self.pool.close()
+        super().close()  # type: ignore[misc]
+
+
+class PoolEmbeddingEngine(_PoolMixin, EmbeddingEngine):
     """Embedding engines in several processes, used as one."""
 
     def __init__(self, config: EngineConfig, options: dict[str, Any]):
         super().__init__(config, options)
         self.pool = _Pool(config, options, {})
+        self.pool.on_close = self._pool_closed
         self.dimension = int(self.pool.dimension)
         self.preferred_batch_size = 8192 * len(self.pool.procs)
 
+    def _empty(self) -> np.ndarray:
+        return np.zeros((0, self.dimension), dtype=np.float32)
+
     def embed(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
-        if not token_ids:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.concatenate(self.pool.run(token_ids))
-
-    def close(self) -> None:
-        self.pool.close()
-        super().close()
+        return self.run(token_ids)
 
 
-class PoolRerankEngine(RerankEngine):
+class PoolRerankEngine(_PoolMixin, RerankEngine):
     """Reranker engines in several processes, used as one."""
 
     def __init__(self, config: EngineConfig, options: dict[str, Any], yes_id: int | None, no_id: int | None):
         super().__init__(config, options)
         self.pool = _Pool(config, options, {"yes_id": yes_id, "no_id": no_id})
+        self.pool.on_close = self._pool_closed
         self.preferred_batch_size = 4096 * len(self.pool.procs)
 
-    def score(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
-        if not token_ids:
-            return np.zeros(0, dtype=np.float32)
-        return np.concatenate(self.pool.run(token_ids))
+    def _empty(self) -> np.ndarray:
+        return np.zeros(0, dtype=np.float32)
 
-    def close(self) -> None:
-        self.pool.close()
-        super().close()
+    def score(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        return self.run(token_ids)
