@@ -22,6 +22,7 @@ Example (CPU, tiny model)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import itertools
 import json
@@ -31,6 +32,7 @@ import random
 import resource
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -138,6 +140,92 @@ def _value(x: str) -> Any:
     return {"true": True, "false": False}.get(x.lower(), x)
 
 
+class Monitor:
+    """GPU utilisation (NVML) and CPU use per process (``/proc``) while a workload runs.
+
+    Tells which side limits a run: a GPU far from 100% busy while one process sits at 100% of
+    a core means that process (tokenization, vLLM's front end or its engine core) is the
+    bottleneck. Both parts are optional: without NVML or ``/proc`` their fields stay ``None``.
+    """
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.gpu: list[float] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cpu0: dict[int, tuple[str, float]] = {}
+        self._t0 = 0.0
+        self._handles: list[Any] = []
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            ids = [int(x) for x in visible.split(",")] if visible else range(pynvml.nvmlDeviceGetCount())
+            self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in ids]
+            self._nvml = pynvml
+        except Exception:
+            self._handles = []
+
+    @staticmethod
+    def _cpu_seconds() -> dict[int, tuple[str, float]]:
+        out: dict[int, tuple[str, float]] = {}
+        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        for pid in [os.getpid(), *_descendants(os.getpid())]:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read()
+                with open(f"/proc/{pid}/comm") as f:
+                    name = f.read().strip()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            out[pid] = ("main" if pid == os.getpid() else name, (int(fields[11]) + int(fields[12])) / tick)
+        return out
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            with contextlib.suppress(Exception):
+                utils = [self._nvml.nvmlDeviceGetUtilizationRates(h).gpu for h in self._handles]
+                self.gpu.append(sum(utils) / len(utils))
+
+    def __enter__(self) -> Monitor:
+        self._cpu0 = self._cpu_seconds()
+        self._t0 = time.perf_counter()
+        if self._handles:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        wall = time.perf_counter() - self._t0
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        end = self._cpu_seconds()
+        busy = []
+        for pid, (name, sec) in end.items():
+            start = self._cpu0.get(pid, (name, 0.0))[1]
+            busy.append((100.0 * (sec - start) / max(wall, 1e-9), name))
+        self.cpu = sorted(busy, reverse=True)[:4]
+
+    def summary(self) -> dict[str, Any]:
+        """``gpu_util`` (mean %, all visible GPUs) and ``cpu_top`` (busiest processes, % of a core)."""
+        return {
+            "gpu_util": round(float(np.mean(self.gpu)), 1) if self.gpu else None,
+            "cpu_top": [f"{name}:{pct:.0f}" for pct, name in getattr(self, "cpu", [])] or None,
+        }
+
+
+def _descendants(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = [int(k) for k in f.read().split()]
+    except OSError:
+        return []
+    return [d for k in kids for d in (k, *_descendants(k))]
+
+
 def _release() -> None:
     from qwen3_rag.engine import shutdown_engines
 
@@ -178,8 +266,10 @@ def _bench_model(task: str, make: Any, run: Any, token_ids: Any, warm: int,
     for name, items in workloads.items():
         run(model, items[: min(len(items), warm)])
         ntok = sum(len(t) for t in token_ids(model, items))
-        sec = _best_time(lambda items=items: run(model, items), repeats)
-        rows.append(_row(task, model.backend, options, name, len(items), ntok, sec, startup, fpt))
+        with Monitor() as mon:
+            sec = _best_time(lambda items=items: run(model, items), repeats)
+        rows.append({**_row(task, model.backend, options, name, len(items), ntok, sec, startup, fpt),
+                     **mon.summary()})
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     _release()
     return rows
@@ -291,7 +381,7 @@ def recommend(rows: Sequence[dict]) -> dict[str, Any]:
 def format_table(rows: Sequence[dict]) -> str:
     head = (
         f"{'task':7} {'backend':28} {'options':52} {'n':>7} {'items/s':>9} {'tok/s':>10} "
-        f"{'%ceil':>6} {'GPU GiB':>8} {'RSS GiB':>8} {'start s':>7}"
+        f"{'%ceil':>6} {'GPU GiB':>8} {'RSS GiB':>8} {'start s':>7} {'GPU%':>5}  busiest CPU %"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -305,7 +395,8 @@ def format_table(rows: Sequence[dict]) -> str:
             f"{r['task']:7} {r.get('workload', '-')[:12]:12} {r['backend'][:28]:28} {opts[:44]:44} "
             f"{r['n']:>7} {f('items_per_s', '9.0f')} "
             f"{f('tokens_per_s', '10.0f')} {f('pct_bf16_ceiling', '6.1f')} {f('gpu_gib', '8.1f')} "
-            f"{f('rss_gib', '8.2f')} {f('startup_s', '7.1f')}"
+            f"{f('rss_gib', '8.2f')} {f('startup_s', '7.1f')} {f('gpu_util', '5.0f')}  "
+            f"{' '.join(r.get('cpu_top') or [])}"
         )
     return "\n".join(lines)
 

@@ -93,6 +93,14 @@ def plan_parts(lengths: Sequence[int], workers: int) -> list[tuple[int, int]]:
     return split_by_tokens(lengths, min(parts, len(lengths)))
 
 
+def _name_process(name: str) -> None:
+    """Name this process as ``top`` and ``/proc/PID/comm`` show it (Linux; 15 characters)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+
+
 def _worker(
     kind: str,
     model: str,
@@ -106,6 +114,7 @@ def _worker(
     outbox: Any,
 ) -> None:
     """Worker process: load one engine, then serve (job, part, flat, offsets) until None."""
+    _name_process(f"qwen3rag-{kind[:3]}{index}")
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     try:
@@ -327,6 +336,10 @@ class _Pool:
             with contextlib.suppress(Exception):
                 self.outbox.put(None)
             self.collector.join(timeout=10)
+        for q in (self.tasks, self.outbox):
+            with contextlib.suppress(Exception):
+                q.cancel_join_thread()  # nobody reads what is left: don't wait to flush it
+                q.close()
 
 
 class _PoolMixin:
