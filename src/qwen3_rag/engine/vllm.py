@@ -35,12 +35,18 @@ DEFAULT_VLLM_OPTIONS: dict[str, Any] = {"gpu_memory_utilization": 0.35}
 
 
 def build_prompts(token_ids: Sequence[Sequence[int]]) -> list[dict[str, list[int]]]:
-    """vLLM ``TokensPrompt``s (a TypedDict: plain dicts) for token-id sequences."""
+    """vLLM ``TokensPrompt``s (a TypedDict: plain dicts) for token-id sequences.
+
+    Lists of Python ints (what the formatters and the pool give) are used as they are; other
+    sequences (numpy arrays) are converted.
+    """
     prompts = []
     for i, ids in enumerate(token_ids):
         if len(ids) == 0:
             raise ValueError(f"token sequence {i} is empty")
-        prompts.append({"prompt_token_ids": [int(t) for t in ids]})
+        if not (type(ids) is list and type(ids[0]) is int):
+            ids = [int(t) for t in ids]
+        prompts.append({"prompt_token_ids": ids})
     return prompts
 
 

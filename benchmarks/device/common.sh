@@ -1,0 +1,18 @@
+# Sourced by the device scripts: the staged vLLM, this checkout's src, py-spy from /tmp/site.
+set -u
+[ -f /opt/vsite/activate ] && source /opt/vsite/activate
+export PYTHONPATH=$PWD/src:/tmp/site:${PYTHONPATH:-}
+export PATH=/tmp/site/bin:$PATH
+export TOKENIZERS_PARALLELISM=true
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+LOG=$OUT/run.log
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$LOG"; }
+# bench NAME ARGS...: qwen3-rag bench, rows appended to the log, JSON to $OUT/NAME.json
+bench() {
+  local name=$1; shift
+  log "bench $name: $*"
+  python3 -m qwen3_rag.bench --backend vllm --repeats 1 --out /tmp/bench-$name "$@" 2>&1 \
+    | grep -E "^(embed|rerank|task|---)|recommendation|Traceback|Error|error" | tee -a "$LOG"
+  cp /tmp/bench-$name/results.json "$OUT/$name.json" 2>/dev/null || log "bench $name: no results"
+}
