@@ -96,10 +96,19 @@ def test_pool_shared_queue_and_pipelined_batches_keep_order(tiny_embedding, tiny
     np.testing.assert_allclose(pooled.embed_documents(texts), single, atol=1e-5)
     done = pooled.engine.pool.parts_done
     assert sum(done) >= 20 and min(done) > 0, done  # both workers took parts from the queue
+    queries = [f"what is {i}?" for i in range(40)]
+    ref_q = Qwen3Embedder(tiny_embedding, backend="hf").embed_queries(queries, instruction="Find it")
+    np.testing.assert_allclose(pooled.embed_queries(queries, instruction="Find it"), ref_q, atol=1e-5)
 
     rr = Qwen3Reranker(tiny_reranker, backend="hf", engines_per_gpu=2, batch_size=16)
     ref = Qwen3Reranker(tiny_reranker, backend="hf").score("q?", texts)
     np.testing.assert_allclose(rr.score("q?", texts), ref, atol=1e-5)
+    # the workers format the texts: a query too long for max_length fails there, as a ValueError
+    short = Qwen3Reranker(tiny_reranker, backend="hf", engines_per_gpu=2, max_length=128)
+    assert short.engine.formats_in_workers
+    with pytest.raises(ValueError, match="instruction and query take"):
+        short.score("a very long query " * 40, ["doc"])
+    short.engine.close()
     pooled.engine.close()
     rr.engine.close()
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from qwen3_rag.batching import chunks, pipelined, prefetched
+from qwen3_rag.batching import stream
 from qwen3_rag.config import get_settings
 from qwen3_rag.engine import get_engine, resolve_backend
 from qwen3_rag.engine.base import EmbeddingEngine, l2_normalize
@@ -107,16 +106,16 @@ class Qwen3Embedder:
         """What a vector store records to recognise vectors from this embedder."""
         return {"model": self.model, "dimension": self.dimension}
 
-    def _run(self, texts: Sequence[str], build: Any) -> np.ndarray:
+    def _run(self, texts: Sequence[str], method: str, **kwargs: Any) -> np.ndarray:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         bar = None
         if self.show_progress and len(texts) > self.batch_size:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts), unit="text", desc="embedding")
-        parts = prefetched(chunks(texts, self.batch_size), build)
+        batches = stream(self.engine, self.formatter, method, kwargs, texts, self.batch_size)
         try:
-            for start, part, vecs in pipelined(self.engine, parts):
+            for start, part, vecs in batches:
                 if self.dimensions is not None:
                     vecs = matryoshka(vecs, self.dimensions)
                 out[start : start + len(part)] = vecs
@@ -130,13 +129,13 @@ class Qwen3Embedder:
     def embed_documents(self, texts: Iterable[str]) -> np.ndarray:
         """Embed documents (no instruction): float32 (n, d), rows L2-normalised."""
         items = check_texts(texts)
-        return self._run(items, self.formatter.documents)
+        return self._run(items, "documents")
 
     def embed_queries(self, queries: Iterable[str], instruction: str | None = None) -> np.ndarray:
         """Embed queries as ``Instruct: {instruction}\\nQuery:{query}``: float32 (n, d)."""
         items = check_texts(queries, "queries")
         instr = self.query_instruction if instruction is None else instruction
-        return self._run(items, functools.partial(self.formatter.queries, instruction=instr))
+        return self._run(items, "queries", instruction=instr)
 
     def embed_query(self, query: str, instruction: str | None = None) -> np.ndarray:
         """Embed one query: float32 (d,)."""

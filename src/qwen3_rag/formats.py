@@ -172,3 +172,13 @@ class RerankFormatter:
             return_attention_mask=False,
         )["input_ids"]
         return [self.prefix_ids + ids + self.suffix_ids for ids in enc]
+
+
+def make_formatter(kind: str, tokenizer: Any, max_length: int = DEFAULT_MAX_LENGTH) -> Any:
+    """The formatter of a model kind: ``"embedding"`` or ``"reranker"``."""
+    if kind == "embedding":
+        return EmbeddingFormatter(tokenizer, max_length)
+    if kind == "reranker":
+        return RerankFormatter(tokenizer, max_length)
+    raise ValueError(f"kind must be 'embedding' or 'reranker', got {kind!r}")
+

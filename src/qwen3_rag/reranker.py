@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from qwen3_rag.batching import chunks, pipelined, prefetched
+from qwen3_rag.batching import stream
 from qwen3_rag.config import get_settings
 from qwen3_rag.engine import get_engine, resolve_backend
 from qwen3_rag.engine.base import RerankEngine, check_model
@@ -152,8 +152,8 @@ class Qwen3Reranker:
                 )
         instr = self.instruction if instruction is None else instruction
         out = np.empty(len(items), dtype=np.float32)
-        build = functools.partial(self.formatter.pairs, instruction=instr)
-        for start, part, scores in pipelined(self.engine, prefetched(chunks(items, self.batch_size), build)):
+        batches = stream(self.engine, self.formatter, "pairs", {"instruction": instr}, items, self.batch_size)
+        for start, part, scores in batches:
             out[start : start + len(part)] = scores
         return out
 
