@@ -49,7 +49,24 @@ def test_bench_cli_runs_and_applies(tmp_path):
     assert {(row["task"], row["options"]["max_batch_size"]) for row in res["rows"]} == {
         ("embed", 4), ("embed", 32), ("rerank", 4), ("rerank", 32)}
     assert all(row["items_per_s"] > 0 for row in res["rows"])
+    # the monitor names the busiest processes (this one first: the hf engine runs in it)
+    assert all(row["cpu_top"] and row["cpu_top"][0].startswith("main:") for row in res["rows"])
     assert (out / "throughput.png").stat().st_size > 1000
     s = load_settings(env={"QWEN3_RAG_CONFIG": str(cfg)})
     best = res["recommendation"]["embed"]["best_throughput"]["max_batch_size"]
     assert s.embedding["max_batch_size"] == best
+
+
+def test_bench_keeps_going_when_a_setting_fails_to_start(tmp_path):
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [sys.executable, "-m", "qwen3_rag", "bench", "--model", "random:tiny", "--backend", "hf",
+         "--workload", "seed", "-n", "8", "--repeats", "1", "--sweep", "max_batch_size=oops,4",
+         "--workdir", str(tmp_path / "w"), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "failed to start" in r.stdout
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [row["backend"] for row in rows] == ["failed", "hf"]
+    assert "oops" in rows[0]["error"] and rows[1]["items_per_s"] > 0

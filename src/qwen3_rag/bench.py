@@ -259,7 +259,13 @@ def _bench_model(task: str, make: Any, run: Any, token_ids: Any, warm: int,
     from transformers import AutoConfig
 
     t0 = time.perf_counter()
-    model = make()
+    try:
+        model = make()
+    except Exception as e:  # one setting that can't start doesn't end the sweep
+        print(f"{task} {options}: failed to start: {type(e).__name__}: {e}"[:2000], flush=True)
+        _release()
+        return [{"task": task, "backend": "failed", "options": options, "workload": "-", "n": 0,
+                 "error": f"{type(e).__name__}: {e}"[:500]}]
     startup = time.perf_counter() - t0
     fpt = flops_per_token(AutoConfig.from_pretrained(model.engine.config.model))
     rows = []
@@ -409,6 +415,9 @@ def plot(rows: Sequence[dict], path: str) -> str | None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    rows = [r for r in rows if "items_per_s" in r]  # settings that failed to start have none
+    if not rows:
         return None
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.5))
     labels = [

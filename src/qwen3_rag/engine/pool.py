@@ -14,7 +14,8 @@ Engine options (read by :func:`qwen3_rag.engine.get_engine`):
 
 * ``data_parallel_size``: number of GPUs to use (default 1),
 * ``engines_per_gpu``: engine processes per GPU (default 1); ``gpu_memory_utilization`` is
-  divided between them.
+  divided between them, and they start one after another (vLLM profiles free memory to size
+  its KV cache) unless ``kv_cache_memory_bytes`` sets each engine's KV cache.
 
 Texts travel as they are and the workers format and tokenize them (the parent process would
 otherwise be the bottleneck: tokenizing ~8,000 documents a second takes a core); token ids
@@ -248,10 +249,12 @@ class _Pool:
         ]
         # Engines sharing a GPU start one after another: vLLM sizes its KV cache from the free
         # memory it profiles, and engines profiling side by side on one GPU misread each other
-        # ("No available memory for the cache blocks", seen on an H200). GPUs start in parallel.
+        # ("No available memory for the cache blocks", seen on an H200). GPUs start in parallel,
+        # and so do all engines when ``kv_cache_memory_bytes`` fixes each one's KV cache.
+        together = config.backend != "vllm" or bool(inner.get("kv_cache_memory_bytes"))
         queued: dict[int, list[tuple[int, Any]]] = {}
         for w, p in enumerate(self.procs):
-            queued.setdefault(w // per_gpu, []).append((w, p))
+            queued.setdefault(w if together else w // per_gpu, []).append((w, p))
         self.dimension = None
         # At interpreter exit multiprocessing joins non-daemon children; close the workers first
         # (finalizers with an exit priority run before that join), or exit would wait forever.
@@ -265,7 +268,7 @@ class _Pool:
                     self.close()
                     raise RuntimeError(f"an engine worker failed to start: {value}")
                 self.dimension = value
-                group = queued[w // per_gpu]
+                group = queued[w if together else w // per_gpu]
                 if group:
                     group.pop(0)[1].start()
         self.collector = threading.Thread(target=self._collect, name="qwen3-rag-pool", daemon=True)
