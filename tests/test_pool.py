@@ -77,10 +77,11 @@ def test_plan_parts(monkeypatch):
     assert pool.plan_parts([], 4) == []
     monkeypatch.setattr(pool, "SPLIT_MIN_TOKENS", 20)
     monkeypatch.setattr(pool, "PART_TOKENS", 30)
-    parts = pool.plan_parts([10] * 12, 2)  # 120 tokens: 4 parts of ~30
+    parts = pool.plan_parts([10] * 12, 2)  # 120 tokens: 4 parts of ~30 (two rounds of two)
     assert parts[0][0] == 0 and parts[-1][1] == 12
     assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
     assert len(parts) == 4
+    assert len(pool.plan_parts([10] * 10, 3)) == 6  # 100 tokens: 4 parts of 30 -> 2 rounds of 3
     assert len(pool.plan_parts([10] * 3, 8)) == 3  # never more parts than sequences
 
 

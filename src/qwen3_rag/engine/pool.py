@@ -94,13 +94,14 @@ def plan_parts(lengths: Sequence[int], workers: int) -> list[tuple[int, int]]:
     """Contiguous [start, end) parts of a batch for the pool's shared queue.
 
     A small batch is one part; a large one is cut into parts of about :data:`PART_TOKENS`
-    tokens, and into at least one part per worker.
+    tokens, as many as a whole number of rounds over the workers needs (so the batch's last
+    round keeps every worker busy, not one).
     """
     total = int(sum(lengths))
     if total < SPLIT_MIN_TOKENS:
         return [(0, len(lengths))] if len(lengths) else []
-    parts = max(workers, -(-total // PART_TOKENS))
-    return split_by_tokens(lengths, min(parts, len(lengths)))
+    rounds = -(-total // (PART_TOKENS * workers))
+    return split_by_tokens(lengths, min(rounds * workers, len(lengths)))
 
 
 def _name_process(name: str) -> None:
