@@ -141,6 +141,8 @@ def main() -> int:
     result["index_docs_per_s"] = round(args.n / result["index_seconds"], 1)
     result["rss_gib_samples"] = samples
     result["rss_gib_peak"] = max((s[1] for s in samples), default=None)
+    log = open(os.path.join(args.out, "index.log")).read()
+    result["index_log_tail"] = [line for line in log.splitlines() if not line.startswith("[")][-14:]
     print(json.dumps({k: v for k, v in result.items() if k != "rss_gib_samples"}), flush=True)
     if rc != 0:
         print(open(os.path.join(args.out, "index.log")).read()[-3000:])
