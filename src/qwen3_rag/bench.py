@@ -207,7 +207,7 @@ class Monitor:
         for pid, (name, sec) in end.items():
             start = self._cpu0.get(pid, (name, 0.0))[1]
             busy.append((100.0 * (sec - start) / max(wall, 1e-9), name))
-        self.cpu = sorted(busy, reverse=True)[:4]
+        self.cpu = sorted(busy, reverse=True)[:8]
 
     def summary(self) -> dict[str, Any]:
         """``gpu_util`` (mean %, all visible GPUs) and ``cpu_top`` (busiest processes, % of a core)."""
