@@ -12,7 +12,8 @@ log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$LOG"; }
 bench() {
   local name=$1; shift
   log "bench $name: $*"
-  python3 -m qwen3_rag.bench --backend vllm --repeats 1 --out /tmp/bench-$name "$@" 2>&1 \
-    | grep -E "^(embed|rerank|task|---)|recommendation|Traceback|Error|error" | tee -a "$LOG"
+  timeout ${BENCH_TIMEOUT:-400} python3 -m qwen3_rag.bench --backend vllm --repeats 1 --out /tmp/bench-$name "$@" 2>&1 \
+    | tee -a "$OUT/full.log" \
+    | grep --line-buffered -E "^(embed|rerank|task|---)|recommendation|failed|Traceback|Error|error" | tee -a "$LOG"
   cp /tmp/bench-$name/results.json "$OUT/$name.json" 2>/dev/null || log "bench $name: no results"
 }

@@ -1,12 +1,13 @@
-# Device run 4 (2026-11-22): qwen3-rag index of 1M seed-style documents, then serve + latency.
+# Device run 4 (2026-11-22): qwen3-rag index of 1M seed-style documents (run4.sh index), then
+# serve + latency over that store (run4.sh serve, the next call while the machine is warm).
 source benchmarks/device/common.sh
-log "start run4"
+STEP=${1:-both}
+log "start run4 $STEP"
 cat > /tmp/index.toml <<'TOML'
 [embedding]
 engines_per_gpu = 4
 enable_prefix_caching = false
-kv_cache_memory_bytes = 8000000000
 TOML
-python3 benchmarks/gpu_e2e.py --n 1000000 --out "$OUT/e2e" --index-env QWEN3_RAG_CONFIG=/tmp/index.toml 2>&1 \
-  | grep -v "^\[transformers\]" | tail -60 | tee -a "$LOG"
-log "done run4"
+python3 benchmarks/gpu_e2e.py --n 1000000 --out "$OUT" --step "$STEP" --index-env QWEN3_RAG_CONFIG=/tmp/index.toml \
+  --index-timeout 480 --queries 300 2>&1 | grep --line-buffered -v "^\[transformers\]" | tee -a "$LOG"
+log "done run4 $STEP"
