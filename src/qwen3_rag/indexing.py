@@ -192,7 +192,10 @@ def _document(
     else:
         return f"{id_field!r} must be a string or an integer, got {raw_id!r:.40}"
     meta = {k: v for k, v in rec.items() if k not in (text_field, id_field)}
-    meta = json.loads(json.dumps(meta, ensure_ascii=False, default=str))  # dates etc. as text
+    try:  # dates etc. as text; NaN and infinity are not JSON (the store's SQL filters reject them)
+        meta = json.loads(json.dumps(meta, ensure_ascii=False, default=str, allow_nan=False))
+    except ValueError as e:
+        return f"metadata is not valid JSON ({e})"
     return doc_id, text, meta
 
 
