@@ -317,3 +317,32 @@ def test_bad_vectors_from_the_embedder_fail_at_once(tmp_path):
     assert emb.calls <= 2 and not (tmp_path / "s").exists()
     with pytest.raises(ValueError, match=r"shape \(8, 4\).*\(8, 16\)"):
         index_corpus(corpus, tmp_path / "s", Short(), batch_size=8, show_progress=False)
+
+
+def test_faiss_work_is_not_limited_by_the_callers_thread(tmp_path, monkeypatch):
+    """torch.set_num_threads(1) (vLLM does it) also limits Faiss in the calling thread; the
+    Faiss work of index_corpus runs in its own thread, with the process's default."""
+    import faiss
+
+    default: list[int] = []
+    probe = threading.Thread(target=lambda: default.append(faiss.omp_get_max_threads()))
+    probe.start()
+    probe.join()
+    if default[0] == 1:
+        pytest.skip("OpenMP runs one thread here by default")
+    seen: list[int] = []
+    for name in ("train", "_add_keyed", "save"):
+        original = getattr(FaissStore, name)
+
+        def spy(self, *args, _original=original, **kwargs):
+            seen.append(faiss.omp_get_max_threads())
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(FaissStore, name, spy)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        run(records(300), tmp_path / "s", index={"kind": "ivf", "nlist": 2})
+    finally:
+        faiss.omp_set_num_threads(before)
+    assert len(seen) >= 3 and set(seen) == {default[0]}

@@ -11,17 +11,19 @@ to its committed length, skips the committed positions and continues with batche
 exactly as in an uninterrupted run, so the final store is the same (same ids, same vectors).
 
 Meanwhile a background thread moves the committed rows into the store being built: vectors
-into Faiss straight from the memory-mapped vectors file (large batches; Faiss uses as many
-OpenMP threads as the calling thread has), rows into its documents table in SQL (metadata
-stays JSON text). So that training and adding overlap the embedding, an index that needs
-training (IVF) is trained once half (``TRAIN_AT``) of the expected vectors are committed, on
-an evenly spaced sample of those (a corpus sorted by topic thus trains its lists on its first
-half: search stays correct, the lists are less even). The expected count is the source's size
-where it can tell (files, sized iterables); otherwise, or when the source ends before that
-point, the index is chosen (``index="auto"``) and trained for the final size at the end, on an
-evenly spaced sample of all vectors. When the source is exhausted only the last rows are left
-to add; vectors of repeated ids are dropped (the last one wins), the store is saved atomically
-and the staging files are removed.
+into Faiss straight from the memory-mapped vectors file (large batches), rows into its
+documents table in SQL (metadata stays JSON text). All Faiss work, the save included, runs in
+that thread, which OpenMP gives the process's default thread count (``OMP_NUM_THREADS``, else
+all cores) whatever limit the calling thread has (``torch.set_num_threads(1)`` limits Faiss
+there too). So that training and adding overlap the embedding, an index that needs training
+(IVF) is trained once half (``TRAIN_AT``) of the expected vectors are committed, on an evenly
+spaced sample of those (a corpus sorted by topic thus trains its lists on its first half:
+search stays correct, the lists are less even). The expected count is the source's size where
+it can tell (files, sized iterables); otherwise, or when the source ends before that point,
+the index is chosen (``index="auto"``) and trained for the final size at the end, on an evenly
+spaced sample of all vectors. When the source is exhausted only the last rows are left to add;
+vectors of repeated ids are dropped (the last one wins), the store is saved atomically and the
+staging files are removed.
 
 Example:
     >>> from qwen3_rag import Qwen3Embedder, FaissStore, index_corpus
@@ -268,7 +270,6 @@ class _Indexer:
         self.done = 0
         self.replaced: list[np.ndarray] = []
         self.timings = {"train": 0.0, "add": 0.0}
-        self.threads = fx.faiss_module().omp_get_max_threads()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen3-rag-index")
         self.job: Future[None] | None = None
         self.stopped = False
@@ -298,12 +299,16 @@ class _Indexer:
             self.expected = total
         if not self.ready():
             self.train_at = total
-        self.pool.submit(self._work, total).result()
+        self.run(self._work, total)
         t0 = time.perf_counter()
-        self.store._end_import(np.concatenate([np.empty(0, np.int64), *self.replaced]), self.base,
-                               self.base + total)
+        replaced = np.concatenate([np.empty(0, np.int64), *self.replaced])
+        self.run(self.store._end_import, replaced, self.base, self.base + total)
         self.timings["add"] += time.perf_counter() - t0
         return self.store
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in the worker thread (Faiss work: see :meth:`_work`), waited for."""
+        return self.pool.submit(fn, *args).result()
 
     def close(self, wait: bool = True) -> None:
         """Stop the worker (after the Faiss call it is in, when ``wait``)."""
@@ -312,9 +317,11 @@ class _Indexer:
 
     def _work(self, upto: int) -> None:
         """(Train, then) add staged rows up to ``upto`` (runs in the worker thread)."""
+        # Faiss runs here, in a thread of our own: OpenMP gives it the process's default thread
+        # count (OMP_NUM_THREADS, else all cores) even where the caller's thread was limited,
+        # e.g. by torch.set_num_threads(1), which also limits Faiss in that thread.
         store = self.store
         assert store is not None
-        fx.faiss_module().omp_set_num_threads(self.threads)  # as many as the caller's thread has
         if not self.ready():
             if self.train_at is None or upto < self.train_at:
                 return
@@ -466,7 +473,7 @@ def index_corpus(
             timings["build"] = time.perf_counter() - t0
             store.extra["indexing_run"] = run_id
             t0 = time.perf_counter()
-            store.save(root)
+            indexer.run(store.save, root)  # an index rebuilt by size (auto) trains in the worker too
             timings["save"] = time.perf_counter() - t0
             timings.update(indexer.timings)
     except BaseException as e:
