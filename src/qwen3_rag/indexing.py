@@ -228,6 +228,17 @@ class _Staging:
         self.conn.rollback()
         self.pending = 0  # the file's uncommitted tail is cut off when the run is resumed
 
+    def uncache(self, first: int, last: int) -> None:
+        """Let the OS drop the cached pages of committed vectors ``first`` to ``last - 1`` (in
+        the store now): gigabytes of page cache a big save would otherwise write around."""
+        if hasattr(os, "posix_fadvise") and last > first:
+            fd = os.open(self.vectors_path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, first * self.row_bytes, (last - first) * self.row_bytes,
+                                 os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
     def vectors(self, n: int) -> np.ndarray:
         """The first ``n`` committed vectors, memory-mapped read-only."""
         if n == 0:
@@ -329,11 +340,13 @@ class _Indexer:
             n, size = self.train_at, self.expected or self.train_at
             sample = fx.training_sample(self.st.vectors(n), _train_size(store.spec, size, store.dim) or n)
             store.train(sample, expected_size=size)
+            del sample  # may be a view of the memory map
             self.timings["train"] += time.perf_counter() - t0
         while self.done < upto and not self.stopped:
             t0 = time.perf_counter()
             a, b = self.done, min(upto, self.done + ADD_BATCH)
             store._add_keyed(self.st.vectors(b)[a:], np.arange(self.base + a, self.base + b, dtype=np.int64))
+            self.st.uncache(a, b)  # (mapped no more: that view is gone)
             self.replaced.append(store._import_rows(self.st.path, a, b, self.base, self.base))
             self.done = b
             self.timings["add"] += time.perf_counter() - t0
