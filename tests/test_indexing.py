@@ -128,6 +128,17 @@ def test_bad_lines_and_empty_corpus(tmp_path, emb):
         index_corpus(tmp_path / "missing.jsonl", tmp_path / "s4", emb)
 
 
+def test_metadata_that_is_not_json_is_a_bad_record(tmp_path, emb):
+    recs = [{"id": "a", "text": "fine", "score": 1.5}, {"id": "b", "text": "nan", "score": float("nan")},
+            {"id": "c", "text": "inf", "score": float("inf")}]
+    with pytest.raises(BadInputError, match=r"record 1: metadata is not valid JSON"):
+        index_corpus(recs, tmp_path / "s", emb, show_progress=False)
+    assert not (tmp_path / "s").exists()
+    report = index_corpus(recs, tmp_path / "s", emb, show_progress=False, skip_bad_lines=True)
+    assert (report.documents, report.skipped) == (1, 2)
+    assert FaissStore.load(tmp_path / "s").get(["a"])[0].metadata == {"score": 1.5}
+
+
 def test_resume_with_other_settings_is_refused(tmp_path, emb):
     p = write_jsonl(tmp_path / "c.jsonl", records(20))
     calls = 0

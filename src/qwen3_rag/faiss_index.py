@@ -186,7 +186,11 @@ def remove_ids(index: Any, iids: np.ndarray) -> None:
     """Remove int64 keys from an index (IDMap2 or IVF with a hash-table direct map)."""
     if len(iids):
         faiss = faiss_module()
-        index.remove_ids(faiss.IDSelectorArray(np.ascontiguousarray(iids, dtype=np.int64)))
+        keys = np.ascontiguousarray(iids, dtype=np.int64)
+        # An IVF hash-table direct map takes the keys as an array; the other indexes test every
+        # stored vector for membership, which a batch selector (a hash set) answers in O(1).
+        ivf = faiss.try_extract_index_ivf(index) is not None
+        index.remove_ids(faiss.IDSelectorArray(keys) if ivf else faiss.IDSelectorBatch(keys))
 
 
 def reconstruct(index: Any, iids: np.ndarray, batch: int = 65536) -> np.ndarray:

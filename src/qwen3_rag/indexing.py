@@ -1,13 +1,29 @@
 """``index_corpus``: stream a corpus into a :class:`~qwen3_rag.FaissStore`, resumable exactly.
 
-Documents stream through bounded batches: read, (chunk), embed, then append to a staging
-SQLite database in the store directory (``STORE/.indexing.sqlite``, WAL journal). Every
-``commit_every`` documents one transaction records the new rows *and* how many source
-positions they cover, so a process killed at any moment (SIGKILL included) loses only the
-uncommitted tail; a re-run skips the committed positions and continues with batches made
+Documents stream through bounded batches: read, (chunk), embed, then staged in the store
+directory: the rows (id, text, metadata JSON) in a SQLite database (``STORE/.indexing.sqlite``,
+WAL journal), their vectors appended to a raw float32 file beside it
+(``STORE/.indexing.vectors``; staged row ``seq`` is vector ``seq - 1``). Every ``commit_every``
+documents the vectors file is fsynced, then one transaction records the new rows, how many
+vectors are committed and how many source positions they cover; so a process killed at any
+moment (SIGKILL included) loses only the uncommitted tail. A re-run cuts the vectors file back
+to its committed length, skips the committed positions and continues with batches made
 exactly as in an uninterrupted run, so the final store is the same (same ids, same vectors).
-When the source is exhausted the staged rows go into the store (trained for its final size),
-which is saved atomically; the staging database is then removed.
+
+Meanwhile a background thread moves the committed rows into the store being built: vectors
+into Faiss straight from the memory-mapped vectors file (large batches), rows into its
+documents table in SQL (metadata stays JSON text). All Faiss work, the save included, runs in
+that thread, which OpenMP gives the process's default thread count (``OMP_NUM_THREADS``, else
+all cores) whatever limit the calling thread has (``torch.set_num_threads(1)`` limits Faiss
+there too). So that training and adding overlap the embedding, an index that needs training
+(IVF) is trained once half (``TRAIN_AT``) of the expected vectors are committed, on an evenly
+spaced sample of those (a corpus sorted by topic thus trains its lists on its first half:
+search stays correct, the lists are less even). The expected count is the source's size where
+it can tell (files, sized iterables); otherwise, or when the source ends before that point,
+the index is chosen (``index="auto"``) and trained for the final size at the end, on an evenly
+spaced sample of all vectors. When the source is exhausted only the last rows are left to add;
+vectors of repeated ids are dropped (the last one wins), the store is saved atomically and the
+staging files are removed.
 
 Example:
     >>> from qwen3_rag import Qwen3Embedder, FaissStore, index_corpus
@@ -28,23 +44,31 @@ import sqlite3
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from qwen3_rag import faiss_index as fx
+from qwen3_rag.faiss_index import IndexSpec
 from qwen3_rag.sources import BadInputError, EmptyCorpusError, Item, open_source
 from qwen3_rag.store import CURRENT, FaissStore, check_fingerprint, fingerprint_of, read_manifest
 
 logger = logging.getLogger("qwen3_rag")
 
 STAGING = ".indexing.sqlite"
+"""The staging database of an interrupted (or running) job, in the store directory."""
+STAGED_VECTORS = ".indexing.vectors"
+"""The staged vectors (raw float32, one row per staged row), beside :data:`STAGING`."""
 Row = tuple[str, str, str]
 """(id, text, metadata JSON) of a staged row."""
-BUILD_BATCH = 8192
+ADD_BATCH = 65536
+"""Staged vectors given to Faiss per call."""
+TRAIN_AT = 0.5
+"""An index that needs training is trained once this fraction of the expected vectors is in."""
 
 
 @dataclass
@@ -65,6 +89,10 @@ class IndexReport:
     store_size: int
     index_kind: str
     elapsed_s: float
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase: ``stream`` (read, embed, stage), ``build`` (after the stream, until the
+    store is ready), ``save``; and, wherever they ran (mostly in the background during the
+    stream), ``train`` and ``add`` (vectors into Faiss, rows into the store's database)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,17 +136,28 @@ def document_of(record: dict[str, Any], text_field: str, id_field: str,
 
 
 class _Staging:
-    """The staging database: committed rows and how far into the source they reach."""
+    """The staging files: committed rows (SQLite) and their vectors (raw float32, appended).
 
-    def __init__(self, path: Path):
+    The vectors file is fsynced before the transaction that records how many vectors are
+    committed, so it always holds at least that many; bytes past them are an uncommitted tail,
+    cut off by :meth:`open_vectors` before anything else touches the file.
+    """
+
+    def __init__(self, path: Path, dim: int):
         self.path = path
+        self.vectors_path = path.with_name(STAGED_VECTORS)
+        self.dim = dim
+        self.row_bytes = 4 * dim
+        self.committed = 0
+        self.pending = 0
+        self.file: Any = None
         self.conn = sqlite3.connect(path)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS rows (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, "
-            "text TEXT NOT NULL, metadata TEXT NOT NULL, vector BLOB NOT NULL)"
+            "text TEXT NOT NULL, metadata TEXT NOT NULL)"
         )
         self.conn.commit()
 
@@ -129,46 +168,188 @@ class _Staging:
     def set(self, key: str, value: Any) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
-    def count(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM rows").fetchone()[0])
+    def open_vectors(self) -> None:
+        """Open the vectors file for appending, cut back to the committed vectors."""
+        self._upgrade()
+        self.committed = int(self.get("vectors", 0))
+        rows = int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM rows").fetchone()[0])
+        fd = os.open(self.vectors_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            want = self.committed * self.row_bytes
+            if rows != self.committed or size < want:
+                raise ValueError(
+                    f"{self.path}: the interrupted run's staging files are damaged ({rows} rows, "
+                    f"{self.committed} vectors committed, {size // self.row_bytes} in "
+                    f"{self.vectors_path.name}); re-run with resume=False to start over"
+                )
+            if size > want:  # written, never committed: the run died between the two
+                os.ftruncate(fd, want)
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.file = open(fd, "ab")
+
+    def _upgrade(self) -> None:
+        """Move the vectors of a run staged by an older qwen3-rag (SQLite BLOBs) to the file."""
+        if "vector" not in [r[1] for r in self.conn.execute("PRAGMA table_info(rows)")]:
+            return
+        with open(self.vectors_path, "wb") as f:
+            for (blob,) in self.conn.execute("SELECT vector FROM rows ORDER BY seq"):
+                if len(blob) != self.row_bytes:
+                    raise ValueError(f"{self.path}: a staged vector has {len(blob) // 4} dimensions, "
+                                     f"not {self.dim}; re-run with resume=False to start over")
+                f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        n = int(self.conn.execute("SELECT COUNT(*) FROM rows").fetchone()[0])
+        self.conn.execute("ALTER TABLE rows DROP COLUMN vector")
+        self.set("vectors", n)
+        self.conn.commit()
 
     def append(self, rows: list[Row], vectors: np.ndarray) -> None:
-        self.conn.executemany(
-            "INSERT INTO rows (id, text, metadata, vector) VALUES (?, ?, ?, ?)",
-            [(i, t, m, v.tobytes()) for (i, t, m), v in zip(rows, vectors, strict=True)],
-        )
+        """Stage rows and their vectors (float32, C-contiguous); durable at :meth:`commit`."""
+        self.conn.executemany("INSERT INTO rows (id, text, metadata) VALUES (?, ?, ?)", rows)
+        self.file.write(memoryview(vectors).cast("B"))
+        self.pending += len(rows)
 
-    def sample(self, size: int, dim: int) -> np.ndarray:
-        """Evenly spaced staged vectors (deterministic), for training an IVF index."""
-        n = self.count()
-        picks = np.unique(np.linspace(1, n, min(size, n)).astype(np.int64)).tolist()
-        rows = self.conn.execute(
-            "SELECT vector FROM rows WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq",
-            (json.dumps(picks),),
-        ).fetchall()
-        return np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(-1, dim)
+    def commit(self) -> None:
+        """Make everything staged durable: fsync the vectors, then commit the transaction
+        (which records how many vectors are committed)."""
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        total = self.committed + self.pending
+        self.set("vectors", total)
+        self.conn.commit()
+        self.committed, self.pending = total, 0
 
-    def batches(self, dim: int, size: int = BUILD_BATCH) -> Iterator[tuple[list[Row], np.ndarray]]:
-        last = 0
-        while True:
-            rows = self.conn.execute(
-                "SELECT seq, id, text, metadata, vector FROM rows WHERE seq > ? ORDER BY seq LIMIT ?",
-                (last, size),
-            ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
-            latest = {r[1]: i for i, r in enumerate(rows)}  # a repeated id: the last one wins
-            keep = [r for i, r in enumerate(rows) if latest[r[1]] == i]
-            vecs = np.frombuffer(b"".join(r[4] for r in keep), dtype=np.float32).reshape(-1, dim)
-            yield [(r[1], r[2], r[3]) for r in keep], vecs
+    def rollback(self) -> None:
+        self.conn.rollback()
+        self.pending = 0  # the file's uncommitted tail is cut off when the run is resumed
+
+    def uncache(self, first: int, last: int) -> None:
+        """Let the OS drop the cached pages of committed vectors ``first`` to ``last - 1`` (in
+        the store now): gigabytes of page cache a big save would otherwise write around."""
+        if hasattr(os, "posix_fadvise") and last > first:
+            fd = os.open(self.vectors_path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, first * self.row_bytes, (last - first) * self.row_bytes,
+                                 os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+    def vectors(self, n: int) -> np.ndarray:
+        """The first ``n`` committed vectors, memory-mapped read-only."""
+        if n == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return np.memmap(self.vectors_path, dtype=np.float32, mode="r", shape=(n, self.dim))
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        self.conn.close()
 
     def remove(self) -> None:
-        self.conn.close()
-        for suffix in ("", "-wal", "-shm"):
-            p = Path(str(self.path) + suffix)
-            if p.exists():
-                p.unlink()
+        self.close()
+        _remove_staging(self.path)
+
+
+def _remove_staging(path: Path) -> None:
+    for p in (Path(str(path) + "-wal"), Path(str(path) + "-shm"), path.with_name(STAGED_VECTORS), path):
+        p.unlink(missing_ok=True)
+
+
+class _Indexer:
+    """Moves committed staged rows into the store being built, in a background thread.
+
+    Staged row ``seq`` becomes the store key ``base + seq - 1``. An index that needs training
+    is trained once ``train_at`` vectors are committed, on an evenly spaced sample of the first
+    ``train_at`` (``None``: in :meth:`finish`, on all of them). ``store`` is ``None`` while the
+    index can only be chosen for the final size (``index="auto"``, size unknown).
+    """
+
+    def __init__(self, store: FaissStore | None, st: _Staging, base: int, fresh: bool,
+                 train_at: int | None, expected: int | None):
+        self.store = store
+        self.st = st
+        self.base = base
+        self.fresh = fresh  # a new store (nothing of it saved yet)
+        self.train_at = train_at
+        self.expected = expected
+        self.done = 0
+        self.replaced: list[np.ndarray] = []
+        self.timings = {"train": 0.0, "add": 0.0}
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen3-rag-index")
+        self.job: Future[None] | None = None
+        self.stopped = False
+
+    def ready(self) -> bool:
+        index = self.store.index if self.store is not None else None
+        return index is not None and bool(index.is_trained)
+
+    def feed(self, committed: int) -> None:
+        """Catch up with ``committed`` staged rows in the background; never waits (a busy
+        worker takes the new rows at the next call)."""
+        if self.job is not None:
+            if not self.job.done():
+                return
+            self.job.result()  # raises what went wrong there
+            self.job = None
+        if self.store is not None and committed > self.done:
+            self.job = self.pool.submit(self._work, committed)
+
+    def finish(self, total: int, new_store: Callable[[int], FaissStore]) -> FaissStore:
+        """Add all ``total`` staged rows (the stream is over) and settle the store."""
+        if self.job is not None:
+            self.job.result()
+            self.job = None
+        if self.store is None or (self.fresh and not self.ready()):
+            self.store = new_store(total)  # nothing was added yet: choose for the final size
+            self.expected = total
+        if not self.ready():
+            self.train_at = total
+        self.run(self._work, total)
+        t0 = time.perf_counter()
+        replaced = np.concatenate([np.empty(0, np.int64), *self.replaced])
+        self.run(self.store._end_import, replaced, self.base, self.base + total)
+        self.timings["add"] += time.perf_counter() - t0
+        return self.store
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in the worker thread (Faiss work: see :meth:`_work`), waited for."""
+        return self.pool.submit(fn, *args).result()
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the worker (after the Faiss call it is in, when ``wait``)."""
+        self.stopped = True
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+
+    def _work(self, upto: int) -> None:
+        """(Train, then) add staged rows up to ``upto`` (runs in the worker thread)."""
+        # Faiss runs here, in a thread of our own: OpenMP gives it the process's default thread
+        # count (OMP_NUM_THREADS, else all cores) even where the caller's thread was limited,
+        # e.g. by torch.set_num_threads(1), which also limits Faiss in that thread.
+        store = self.store
+        assert store is not None
+        if not self.ready():
+            if self.train_at is None or upto < self.train_at:
+                return
+            t0 = time.perf_counter()
+            n, size = self.train_at, self.expected or self.train_at
+            sample = fx.training_sample(self.st.vectors(n), _train_size(store.spec, size, store.dim) or n)
+            store.train(sample, expected_size=size)
+            del sample  # may be a view of the memory map
+            self.timings["train"] += time.perf_counter() - t0
+        while self.done < upto and not self.stopped:
+            t0 = time.perf_counter()
+            a, b = self.done, min(upto, self.done + ADD_BATCH)
+            store._add_keyed(self.st.vectors(b)[a:], np.arange(self.base + a, self.base + b, dtype=np.int64))
+            self.st.uncache(a, b)  # (mapped no more: that view is gone)
+            self.replaced.append(store._import_rows(self.st.path, a, b, self.base, self.base))
+            self.done = b
+            self.timings["add"] += time.perf_counter() - t0
 
 
 def _document(
@@ -192,7 +373,10 @@ def _document(
     else:
         return f"{id_field!r} must be a string or an integer, got {raw_id!r:.40}"
     meta = {k: v for k, v in rec.items() if k not in (text_field, id_field)}
-    meta = json.loads(json.dumps(meta, ensure_ascii=False, default=str))  # dates etc. as text
+    try:  # dates etc. as text; NaN and infinity are not JSON (the store's SQL filters reject them)
+        meta = json.loads(json.dumps(meta, ensure_ascii=False, default=str, allow_nan=False))
+    except ValueError as e:
+        return f"metadata is not valid JSON ({e})"
     return doc_id, text, meta
 
 
@@ -263,8 +447,8 @@ def index_corpus(
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     if not resume:
-        _Staging(root / STAGING).remove()
-    st = _Staging(root / STAGING)
+        _remove_staging(root / STAGING)
+    st = _Staging(root / STAGING, dim)
     settings = {
         "source": src.name, "text_field": text_field, "id_field": id_field, "chunk_tokens": chunk_tokens,
         "chunk_overlap": chunk_overlap if chunk_tokens else None, "batch_size": batch_size, "embedder": fp,
@@ -273,41 +457,85 @@ def index_corpus(
     if previous is None:
         st.set("settings", settings)
         st.set("run_id", uuid.uuid4().hex)
+        st.set("expected", src.count())  # the plan for the index, kept for a resumed run
         st.conn.commit()
     elif previous != settings:
         diff = sorted(k for k in settings if previous.get(k) != settings[k])
+        st.close()
         raise ValueError(
             f"{root / STAGING} holds an interrupted run with other settings ({', '.join(diff)} "
             "differ); re-run with the same settings to resume it, or resume=False to discard it"
         )
     run_id = st.get("run_id")
+    expected = st.get("expected")
     resumed_from = st.get("consumed", 0)
+    timings: dict[str, float] = {}
+    indexer: _Indexer | None = None
     try:
-        if not st.get("complete", False):
-            _stream(src, st, embedder, batch_size, commit_every, chunk_tokens, chunk_overlap, text_field,
-                    id_field, skip_bad_lines, show_progress, resumed_from)
-        store = _build(root, st, embedder, dim, run_id, has_store, index, src.name)
+        st.open_vectors()
+        indexer = _plan(root, st, embedder, dim, index, has_store, expected)
+        store = indexer.store
+        if store is None or store.extra.get("indexing_run") != run_id:  # else: applied, then interrupted
+            if not st.get("complete", False):
+                t0 = time.perf_counter()
+                _stream(src, st, indexer, embedder, batch_size, commit_every, chunk_tokens, chunk_overlap,
+                        text_field, id_field, skip_bad_lines, show_progress, resumed_from, expected)
+                timings["stream"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            store = _build(st, indexer, embedder, dim, root, index, has_store, src.name)
+            timings["build"] = time.perf_counter() - t0
+            store.extra["indexing_run"] = run_id
+            t0 = time.perf_counter()
+            indexer.run(store.save, root)  # an index rebuilt by size (auto) trains in the worker too
+            timings["save"] = time.perf_counter() - t0
+            timings.update(indexer.timings)
     except BaseException as e:
+        if indexer is not None:
+            indexer.close(wait=not isinstance(e, KeyboardInterrupt))
         _discard(st, root, created, always=isinstance(e, EmptyCorpusError))
         raise
+    indexer.close()
     report = IndexReport(
         store_path=str(root), positions=st.get("consumed", 0), documents=st.get("documents", 0),
         chunks=st.get("chunks", 0), skipped=st.get("skipped", 0), resumed_from=resumed_from,
         store_size=len(store), index_kind=store.index_kind, elapsed_s=time.perf_counter() - started,
+        timings=timings,
     )
     st.remove()
     return report
 
 
-def _stream(src: Any, st: _Staging, embedder: Any, batch_size: int, commit_every: int,
+def _plan(root: Path, st: _Staging, embedder: Any, dim: int, index: Any, has_store: bool,
+          expected: int | None) -> _Indexer:
+    """The store to build into and when to train its index (see the module docstring)."""
+    if has_store:
+        store: FaissStore | None = FaissStore.load(root, embedder)
+        assert store is not None
+        return _Indexer(store, st, base=store._next_iid, fresh=False, train_at=None, expected=expected)
+    if index == "auto" and not expected:
+        return _Indexer(None, st, base=0, fresh=True, train_at=None, expected=None)  # chosen at the end
+    store = FaissStore(dim, root, index=index, embedder=embedder, expected_size=expected or None)
+    train_at = None
+    if store.spec.is_ivf and expected:
+        train_at = max(_train_size(store.spec, expected, dim), int(expected * TRAIN_AT))
+    return _Indexer(store, st, base=0, fresh=True, train_at=train_at, expected=expected)
+
+
+def _train_size(spec: IndexSpec, n: int, dim: int) -> int:
+    """Training vectors for an index of ``spec`` sized for ``n`` vectors (as ``FaissStore.train``)."""
+    overrides = {k: v for k, v in spec.to_dict().items() if k != "kind"}
+    return IndexSpec.for_size(spec.kind, n, dim, **overrides).train_size()
+
+
+def _stream(src: Any, st: _Staging, indexer: _Indexer, embedder: Any, batch_size: int, commit_every: int,
             chunk_tokens: int | None, overlap: int, text_field: str, id_field: str,
-            skip_bad_lines: bool, show_progress: bool | None, start: int) -> None:
+            skip_bad_lines: bool, show_progress: bool | None, start: int, expected: int | None) -> None:
     from tqdm.auto import tqdm
 
     consumed, committed = start, start
     documents, chunks, skipped = st.get("documents", 0), st.get("chunks", 0), st.get("skipped", 0)
     visible = show_progress if show_progress is not None else sys.stderr.isatty()
-    bar = tqdm(total=src.count() if visible else None, initial=start, unit="doc", desc="indexing",
+    bar = tqdm(total=expected if visible else None, initial=start, unit="doc", desc="indexing",
                disable=not visible, dynamic_ncols=True)
     pending: list[Row] = []
     pending_positions = 0
@@ -315,6 +543,7 @@ def _stream(src: Any, st: _Staging, embedder: Any, batch_size: int, commit_every
     # read and the previous one is staged: the batches and their order stay exactly the same.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen3-rag-embed")
     inflight: tuple[Any, list[Row], int, tuple[int, int, int]] | None = None
+    indexer.feed(st.committed)  # a resumed run: the committed rows go in meanwhile
 
     def stage() -> None:
         nonlocal consumed, committed, inflight
@@ -323,15 +552,16 @@ def _stream(src: Any, st: _Staging, embedder: Any, batch_size: int, commit_every
         future, rows, positions, counts = inflight
         inflight = None
         if rows:
-            st.append(rows, np.asarray(future.result(), dtype=np.float32))
+            st.append(rows, _checked(future.result(), len(rows), st.dim))
         consumed += positions
         st.set("consumed", consumed)
         st.set("documents", counts[0])
         st.set("chunks", counts[1])
         st.set("skipped", counts[2])
         if consumed - committed >= commit_every:
-            st.conn.commit()
+            st.commit()
             committed = consumed
+            indexer.feed(st.committed)
         bar.update(positions)
 
     def flush() -> None:
@@ -366,46 +596,48 @@ def _stream(src: Any, st: _Staging, embedder: Any, batch_size: int, commit_every
         flush()
         stage()
         st.set("complete", True)
-        st.conn.commit()
+        st.commit()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
 
 
+def _checked(vectors: Any, n: int, dim: int) -> np.ndarray:
+    """The embedder's output as staged: float32, C-contiguous, ``(n, dim)``, finite."""
+    arr = np.ascontiguousarray(vectors, dtype=np.float32)
+    if arr.shape != (n, dim):
+        raise ValueError(f"the embedder returned vectors of shape {arr.shape} for {n} texts; "
+                         f"expected ({n}, {dim})")
+    if not np.isfinite(arr).all():
+        raise ValueError("the embedder returned NaN or infinite values")
+    return arr
+
+
 def _discard(st: _Staging, root: Path, created: bool, always: bool) -> None:
     """After a failure, leave nothing behind unless there is committed work to resume."""
-    st.conn.rollback()
+    st.rollback()
     if not always and st.get("consumed", 0) > 0:
+        st.close()
         return  # committed work: kept for a resumed run
     st.remove()
     if created and root.is_dir() and not any(root.iterdir()):
         root.rmdir()
 
 
-def _build(root: Path, st: _Staging, embedder: Any, dim: int, run_id: str, has_store: bool,
-           index: Any, name: str) -> FaissStore:
-    """Move the staged rows into the store and save it (idempotent per run)."""
-    if has_store:
-        store = FaissStore.load(root, embedder)
-        if store.extra.get("indexing_run") == run_id:
-            return store  # this run was applied; only the staging file was left behind
-    staged = st.count()
-    if staged == 0 and (not has_store or len(store) == 0):
+def _build(st: _Staging, indexer: _Indexer, embedder: Any, dim: int, root: Path, index: Any,
+           has_store: bool, name: str) -> FaissStore:
+    """The store with every staged row in it (what the background thread has not done yet)."""
+    total = st.committed
+    if total == 0 and (not has_store or indexer.store is None or len(indexer.store) == 0):
         skipped = st.get("skipped", 0)
         raise EmptyCorpusError(
             f"empty corpus: no documents in {name}" + (f" ({skipped} bad lines skipped)" if skipped else "")
         )
-    if not has_store:
-        store = FaissStore(dim, root, index=index, embedder=embedder, expected_size=staged)
-    if store.index is None or not store.index.is_trained:
-        sample_size = store.spec.train_size() or max(staged, 1)
-        store.train(st.sample(sample_size, dim), expected_size=staged)
-    for rows, vectors in st.batches(dim):
-        store.add([t for _, t, _ in rows], vectors, ids=[i for i, _, _ in rows],
-                  metadatas=[json.loads(m) for _, _, m in rows])
-    store.extra["indexing_run"] = run_id
-    store.save(root)
-    return store
+
+    def new_store(n: int) -> FaissStore:
+        return FaissStore(dim, root, index=index, embedder=embedder, expected_size=n)
+
+    return indexer.finish(total, new_store)
 
 
 __all__ = ["IndexReport", "chunk_document", "document_of", "index_corpus"]

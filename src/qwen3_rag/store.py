@@ -436,6 +436,65 @@ class FaissStore:
                 fx.remove_ids(self._index, old)
         return id_list
 
+    # ------------------------------------------------------------------ bulk loading (index_corpus)
+    def _add_keyed(self, vectors: np.ndarray, iids: np.ndarray) -> None:
+        """Put vectors under the given keys into the (trained) index, not yet their documents.
+
+        A private fast path for :func:`~qwen3_rag.index_corpus`: the vectors are trusted
+        (float32, C-contiguous, ``(n, dim)``, finite) and the keys new; the documents follow
+        through :meth:`_import_rows`, then :meth:`_end_import` settles the store.
+        """
+        with self._lock:
+            self._writable()
+            self._index.add_with_ids(vectors, np.ascontiguousarray(iids, dtype=np.int64))
+
+    def _import_rows(self, db: str | os.PathLike[str], first: int, last: int, base: int,
+                     before: int) -> np.ndarray:
+        """Copy staged rows into the documents, in SQL (metadata stays JSON text, no round trip).
+
+        Rows ``first < seq <= last`` of table ``rows`` (``seq, id, text, metadata``; metadata
+        JSON objects, trusted) of the SQLite database ``db`` become documents with key
+        ``base + seq - 1``; a row replaces the document of the same id (a later row that of an
+        earlier one). Returns the keys below ``before`` (documents from before the import) whose
+        document was replaced: their vectors are to be dropped by :meth:`_end_import`.
+        """
+        with self._lock:
+            self._writable()
+            conn = self._conn
+            conn.execute("ATTACH DATABASE ? AS staged", (os.fspath(db),))
+            try:
+                with conn:
+                    replaced = [r[0] for r in conn.execute(
+                        "SELECT d.iid FROM staged.rows AS r JOIN docs AS d ON d.id = r.id "
+                        "WHERE r.seq > ? AND r.seq <= ? AND d.iid < ?", (first, last, before))]
+                    conn.execute(
+                        "INSERT OR REPLACE INTO docs (iid, id, text, metadata) SELECT ? + seq - 1, id, "
+                        "text, metadata FROM staged.rows WHERE seq > ? AND seq <= ? ORDER BY seq",
+                        (base, first, last),
+                    )
+            finally:
+                conn.execute("DETACH DATABASE staged")
+            return np.array(replaced, dtype=np.int64)
+
+    def _end_import(self, replaced: np.ndarray, base: int, next_iid: int) -> None:
+        """After :meth:`_add_keyed` / :meth:`_import_rows` gave keys ``base`` to ``next_iid - 1``:
+        drop the vectors of replaced documents (``replaced``, and imported keys whose row a
+        later one of the same id replaced), recount, and continue keys from ``next_iid``."""
+        with self._lock:
+            conn = self._conn
+            dropped = [replaced]
+            live = int(conn.execute("SELECT COUNT(*) FROM docs WHERE iid >= ?", (base,)).fetchone()[0])
+            if live != next_iid - base:  # repeated ids among the imported rows
+                kept = np.fromiter((r[0] for r in conn.execute(
+                    "SELECT iid FROM docs WHERE iid >= ? ORDER BY iid", (base,))), dtype=np.int64)
+                imported = np.arange(base, next_iid, dtype=np.int64)
+                dropped.append(np.setdiff1d(imported, kept, assume_unique=True))
+            if fx.supports_remove(self.spec):
+                fx.remove_ids(self._index, np.concatenate(dropped))
+            self._count = int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+            self._next_iid = max(self._next_iid, next_iid)
+            self._gpu_index = None
+
     def delete(self, ids: Iterable[str]) -> int:
         """Delete documents by id (unknown ids are ignored); returns how many were deleted."""
         id_list = [ids] if isinstance(ids, str) else list(ids)
