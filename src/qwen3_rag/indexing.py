@@ -541,7 +541,9 @@ def _stream(src: Any, st: _Staging, indexer: _Indexer, embedder: Any, batch_size
     pending_positions = 0
     # One batch is embedded (in a worker thread; the engines release the GIL) while the next is
     # read and the previous one is staged: the batches and their order stay exactly the same.
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen3-rag-embed")
+    # Two threads: the next batch is handed to the embedder before the current one returns, so
+    # an engine pool's workers always have queued work (engines in this process serialise).
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qwen3-rag-embed")
     inflight: tuple[Any, list[Row], int, tuple[int, int, int]] | None = None
     indexer.feed(st.committed)  # a resumed run: the committed rows go in meanwhile
 
