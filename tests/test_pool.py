@@ -135,3 +135,24 @@ def test_killed_worker_fails_the_pool_and_a_new_one_starts(tiny_embedding):
     assert fresh.engine is not engine
     assert fresh.embed_documents(["after the crash"]).shape == (1, 64)
     fresh.engine.close()
+
+
+def test_engine_failure_closes_the_pool_instead_of_hanging(tiny_embedding):
+    """An engine that fails on valid-looking input (here: a token id outside the vocabulary)
+    fails the call with the worker named, closes the pool, and the next embedder gets a new one."""
+    import time
+
+    from qwen3_rag.engine.pool import EngineWorkerError
+
+    emb = Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, max_length=256)
+    engine = emb.engine
+    t0 = time.monotonic()
+    with pytest.raises(EngineWorkerError, match=r"engine worker \d failed: IndexError"):
+        engine.embed([[10**8, 5]])
+    while not engine.closed and time.monotonic() - t0 < 60:
+        time.sleep(0.1)
+    assert engine.closed and time.monotonic() - t0 < 60
+    fresh = Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, max_length=256)
+    assert fresh.engine is not engine
+    assert fresh.embed_documents(["fine again"]).shape == (1, 64)
+    fresh.engine.close()

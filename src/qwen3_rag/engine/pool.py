@@ -79,6 +79,8 @@ def split_by_tokens(lengths: Sequence[int], parts: int) -> list[tuple[int, int]]
 
 #: tokens per queued part of a large batch: parts this size keep every worker busy to the end
 PART_TOKENS = 131072
+#: seconds the workers get to finish their current part and stop when the pool closes
+CLOSE_TIMEOUT = 60.0
 #: batches smaller than this stay in one part (one worker): small requests need no scatter
 SPLIT_MIN_TOKENS = 8192
 
@@ -102,6 +104,10 @@ def plan_parts(lengths: Sequence[int], workers: int) -> list[tuple[int, int]]:
         return [(0, len(lengths))] if len(lengths) else []
     rounds = -(-total // (PART_TOKENS * workers))
     return split_by_tokens(lengths, min(rounds * workers, len(lengths)))
+
+
+class EngineWorkerError(RuntimeError):
+    """An engine in a worker failed on valid input; the pool closes (a new one starts next time)."""
 
 
 def _name_process(name: str) -> None:
@@ -159,11 +165,19 @@ def _worker(
                     formatter = make_formatter(kind, load_tokenizer(model, options), max_length)
                 method, kwargs, items = payload
                 token_ids = getattr(formatter, method)(items, **kwargs)
-            outbox.put((job, part, index, engine.run(token_ids)))
         except (ValueError, TypeError) as e:  # bad input: the caller gets the same error
             outbox.put((job, part, index, type(e)(str(e))))
+            continue
+        try:
+            result = engine.run(token_ids)
         except Exception as e:
-            outbox.put((job, part, index, RuntimeError(f"{type(e).__name__}: {e}")))
+            # The engine failed on valid input (e.g. vLLM 0.26's output channel can garble a
+            # message under load, vllm-project/vllm#24655): it may be unusable, so this worker
+            # leaves and the pool fails the batches in flight instead of waiting on it forever.
+            err = EngineWorkerError(f"engine worker {index} failed: {type(e).__name__}: {e}")
+            outbox.put((job, part, index, err))
+            break
+        outbox.put((job, part, index, result))
     with contextlib.suppress(Exception):
         engine.close()
     # Leave without interpreter finalization: vLLM's background threads can abort it (a fatal
@@ -328,12 +342,17 @@ class _Pool:
                 if dead:
                     # Its part of a batch is lost: fail what is in flight and close the pool, so
                     # the engine cache starts a fresh one for the next embedder or reranker.
-                    self._fail(f"engine worker {dead[0].name} exited with code {dead[0].exitcode}")
+                    reason = f"engine worker {dead[0].name} exited with code {dead[0].exitcode}"
+                    self._fail(reason, EngineWorkerError)
                     self.close()
                     return
             if not msg:
                 continue
             job_id, part, worker, value = msg
+            if isinstance(value, EngineWorkerError):  # the worker left: nothing in flight can finish
+                self._fail(str(value), EngineWorkerError)
+                self.close()
+                return
             with self.lock:
                 self.parts_done[worker] += 1
                 job = self.pending.get(job_id)
@@ -350,27 +369,37 @@ class _Pool:
                 del self.pending[job_id]
             _settle(job.future, np.concatenate(job.results))
 
-    def _fail(self, reason: str) -> None:
+    def _drain(self) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                self.tasks.get_nowait()
+
+    def _fail(self, reason: str, error: type[RuntimeError] = RuntimeError) -> None:
         with self.lock:
             if self.broken is None:
                 self.broken = reason
             jobs, self.pending = list(self.pending.values()), {}
         for job in jobs:
-            _settle(job.future, error=RuntimeError(reason))
+            _settle(job.future, error=error(reason))
         if self.on_close is not None:
             self.on_close()
 
     def close(self) -> None:
         procs, self.procs = self.procs, []
+        self._drain()  # queued parts nobody will collect: workers should see the stop at once
         for _ in procs:
             with contextlib.suppress(Exception):
                 self.tasks.put(None)
+        deadline = time.monotonic() + CLOSE_TIMEOUT
         for p in procs:
             if p.pid is None:  # never started
                 continue
-            p.join(timeout=60)
+            p.join(timeout=max(0.1, deadline - time.monotonic()))
             if p.is_alive():
                 p.terminate()
+                p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
         self._fail(self.broken or "the engine pool is closed")
         if self.collector is not None and self.collector is not threading.current_thread():
             with contextlib.suppress(Exception):
