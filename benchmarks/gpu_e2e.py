@@ -83,6 +83,9 @@ def main() -> int:
     ap.add_argument("--index-timeout", type=float, default=None, help="seconds before indexing is stopped")
     ap.add_argument("--step", choices=["both", "index", "serve"], default="both",
                     help="run only the index step, or only the serve step on the store already built")
+    ap.add_argument("--synthetic-store", action="store_true",
+                    help="serve step: build the store from random unit vectors (search cost depends on "
+                         "the index size, not on what the vectors mean)")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--port", type=int, default=8765)
@@ -107,6 +110,8 @@ def main() -> int:
         if rc != 0 or args.step == "index":
             save(args, result)
             return rc
+    if args.synthetic_store:
+        store = synthetic_store(args, result, emb)
     rc = serve_step(args, result, store, emb, rr)
     save(args, result)
     return rc
@@ -117,6 +122,33 @@ def save(args: argparse.Namespace, result: dict) -> None:
     path = os.path.join(args.out, f"e2e-{args.step}.json")
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
+
+
+def synthetic_store(args: argparse.Namespace, result: dict, emb: str) -> str:
+    """A store of ``args.n`` seed-style texts with random unit vectors, under ``emb``'s fingerprint."""
+    import numpy as np
+
+    from qwen3_rag import FaissStore
+
+    path = os.path.join(args.workdir, f"synthetic-{args.n}")
+    shutil.rmtree(path, ignore_errors=True)
+    t0 = time.perf_counter()
+    dim = 1024 if args.size != "tiny" else 64
+    rng = np.random.default_rng(0)
+    store = FaissStore(dim, path, embedder={"model": emb, "dimension": dim}, expected_size=args.n)
+    sample = rng.standard_normal((min(args.n, 100_000), dim), dtype=np.float32)
+    store.train(sample / np.linalg.norm(sample, axis=1, keepdims=True), expected_size=args.n)
+    docs = seed_docs(args.n)
+    for start in range(0, args.n, 50_000):
+        v = rng.standard_normal((min(50_000, args.n - start), dim), dtype=np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        part = docs[start : start + len(v)]
+        store.add(part, v, ids=[f"d{start + i}" for i in range(len(v))])
+    store.save(path)
+    result["synthetic_store"] = {"n": len(store), "index": store.index_kind,
+                                 "build_s": round(time.perf_counter() - t0, 1)}
+    print("synthetic store:", result["synthetic_store"], flush=True)
+    return path
 
 
 def index_step(args: argparse.Namespace, result: dict, corpus: str, store: str, emb: str) -> int:

@@ -34,6 +34,7 @@ import os
 import queue
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
@@ -174,6 +175,7 @@ def _worker(
             # The engine failed on valid input (e.g. vLLM 0.26's output channel can garble a
             # message under load, vllm-project/vllm#24655): it may be unusable, so this worker
             # leaves and the pool fails the batches in flight instead of waiting on it forever.
+            traceback.print_exc()  # the whole story goes to the worker's stderr (the log)
             err = EngineWorkerError(f"engine worker {index} failed: {type(e).__name__}: {e}")
             outbox.put((job, part, index, err))
             break
