@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -297,6 +298,26 @@ def test_auto_index_of_unknown_or_wrongly_guessed_size_is_chosen_at_the_end(tmp_
         assert store.index_kind == "ivf" and store.spec.nlist == 128, name  # the size of 900
     assert_same(tmp_path / "gen", tmp_path / "list")
     assert_same(tmp_path / "gen", tmp_path / "guessed")
+
+
+def test_chunked_corpus_is_planned_by_its_vectors_not_its_records(tmp_path, monkeypatch):
+    """100 records of 5 chunks each: an auto index planned for the 100 records would be flat
+    (here, under FLAT_MAX=300) and rebuilt into IVF by size at the save."""
+
+    class Words(HashEmbedder):
+        @staticmethod
+        def tokenizer(text, add_special_tokens=False, return_offsets_mapping=True):
+            return {"offset_mapping": [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]}
+
+    monkeypatch.setattr(ix.fx, "FLAT_MAX", 300)
+    rebuilt = []
+    original = FaissStore._rebuild
+    monkeypatch.setattr(FaissStore, "_rebuild",
+                        lambda self, spec: rebuilt.append(spec) or original(self, spec))
+    recs = [{"id": f"d{i}", "text": " ".join(f"w{i}-{j}" for j in range(40))} for i in range(100)]
+    report = run(recs, tmp_path / "s", Words(), chunk_tokens=8, chunk_overlap=0)
+    assert (report.chunks, report.index_kind) == (500, "ivf") and not rebuilt
+    assert FaissStore.load(tmp_path / "s").spec.nlist == 64  # for 500 vectors
 
 
 def test_bad_vectors_from_the_embedder_fail_at_once(tmp_path):

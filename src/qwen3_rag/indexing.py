@@ -15,15 +15,17 @@ into Faiss straight from the memory-mapped vectors file (large batches), rows in
 documents table in SQL (metadata stays JSON text). All Faiss work, the save included, runs in
 that thread, which OpenMP gives the process's default thread count (``OMP_NUM_THREADS``, else
 all cores) whatever limit the calling thread has (``torch.set_num_threads(1)`` limits Faiss
-there too). So that training and adding overlap the embedding, an index that needs training
-(IVF) is trained once half (``TRAIN_AT``) of the expected vectors are committed, on an evenly
-spaced sample of those (a corpus sorted by topic thus trains its lists on its first half:
-search stays correct, the lists are less even). The expected count is the source's size where
-it can tell (files, sized iterables); otherwise, or when the source ends before that point,
-the index is chosen (``index="auto"``) and trained for the final size at the end, on an evenly
-spaced sample of all vectors. When the source is exhausted only the last rows are left to add;
-vectors of repeated ids are dropped (the last one wins), the store is saved atomically and the
-staging files are removed.
+there too). So that training and adding overlap the embedding, an index whose choice depends on the corpus
+size (``index="auto"``, or an IVF kind's list count) is planned early: at the first commit past
+2% (``PLAN_AT``) of the source, for the source's size (where it can tell: files, sized
+iterables) times the vectors per record seen so far (chunking), a plan kept for a resumed run.
+An index that needs training (IVF) is then trained once half (``TRAIN_AT``) of the planned
+vectors are committed, on an evenly spaced sample of those (a corpus sorted by topic thus
+trains its lists on its first half: search stays correct, the lists are less even). Without a
+size, or when the source ends before those points, the index is chosen and trained for the
+final size at the end, on an evenly spaced sample of all vectors. When the source is exhausted
+only the last rows are left to add; vectors of repeated ids are dropped (the last one wins),
+the store is saved atomically and the staging files are removed.
 
 Example:
     >>> from qwen3_rag import Qwen3Embedder, FaissStore, index_corpus
@@ -67,8 +69,10 @@ Row = tuple[str, str, str]
 """(id, text, metadata JSON) of a staged row."""
 ADD_BATCH = 65536
 """Staged vectors given to Faiss per call."""
+PLAN_AT = 0.02
+"""An index chosen by size is planned at the first commit past this fraction of the source."""
 TRAIN_AT = 0.5
-"""An index that needs training is trained once this fraction of the expected vectors is in."""
+"""An index that needs training is trained once this fraction of the planned vectors is in."""
 
 
 @dataclass
@@ -266,18 +270,19 @@ class _Indexer:
 
     Staged row ``seq`` becomes the store key ``base + seq - 1``. An index that needs training
     is trained once ``train_at`` vectors are committed, on an evenly spaced sample of the first
-    ``train_at`` (``None``: in :meth:`finish`, on all of them). ``store`` is ``None`` while the
-    index can only be chosen for the final size (``index="auto"``, size unknown).
+    ``train_at`` (``None``: in :meth:`finish`, on all of them). ``store`` is ``None`` until a
+    new store whose index depends on the corpus size is planned (:meth:`plan`), or the end.
     """
 
     def __init__(self, store: FaissStore | None, st: _Staging, base: int, fresh: bool,
-                 train_at: int | None, expected: int | None):
+                 new_store: Callable[[int], FaissStore]):
         self.store = store
         self.st = st
         self.base = base
         self.fresh = fresh  # a new store (nothing of it saved yet)
-        self.train_at = train_at
-        self.expected = expected
+        self.new_store = new_store  # a new store for about n vectors
+        self.train_at: int | None = None
+        self.expected: int | None = None
         self.done = 0
         self.replaced: list[np.ndarray] = []
         self.timings = {"train": 0.0, "add": 0.0}
@@ -288,6 +293,12 @@ class _Indexer:
     def ready(self) -> bool:
         index = self.store.index if self.store is not None else None
         return index is not None and bool(index.is_trained)
+
+    def plan(self, n: int) -> None:
+        """Build into a new store chosen for about ``n`` vectors, trained at ``TRAIN_AT`` of them."""
+        self.store, self.expected = self.new_store(n), n
+        if not self.ready() and self.store.spec.is_ivf:
+            self.train_at = max(_train_size(self.store.spec, n, self.store.dim), int(n * TRAIN_AT))
 
     def feed(self, committed: int) -> None:
         """Catch up with ``committed`` staged rows in the background; never waits (a busy
@@ -300,14 +311,14 @@ class _Indexer:
         if self.store is not None and committed > self.done:
             self.job = self.pool.submit(self._work, committed)
 
-    def finish(self, total: int, new_store: Callable[[int], FaissStore]) -> FaissStore:
+    def finish(self, total: int) -> FaissStore:
         """Add all ``total`` staged rows (the stream is over) and settle the store."""
         if self.job is not None:
             self.job.result()
             self.job = None
         if self.store is None or (self.fresh and not self.ready()):
-            self.store = new_store(total)  # nothing was added yet: choose for the final size
-            self.expected = total
+            self.plan(total)  # nothing was added yet: choose for the final size
+        assert self.store is not None
         if not self.ready():
             self.train_at = total
         self.run(self._work, total)
@@ -457,7 +468,8 @@ def index_corpus(
     if previous is None:
         st.set("settings", settings)
         st.set("run_id", uuid.uuid4().hex)
-        st.set("expected", src.count())  # the plan for the index, kept for a resumed run
+        count = src.count()
+        st.set("expected", int(count) if count else None)  # source records, to plan the index
         st.conn.commit()
     elif previous != settings:
         diff = sorted(k for k in settings if previous.get(k) != settings[k])
@@ -473,7 +485,7 @@ def index_corpus(
     indexer: _Indexer | None = None
     try:
         st.open_vectors()
-        indexer = _plan(root, st, embedder, dim, index, has_store, expected)
+        indexer = _indexer(root, st, embedder, dim, index, has_store)
         store = indexer.store
         if store is None or store.extra.get("indexing_run") != run_id:  # else: applied, then interrupted
             if not st.get("complete", False):
@@ -482,7 +494,7 @@ def index_corpus(
                         text_field, id_field, skip_bad_lines, show_progress, resumed_from, expected)
                 timings["stream"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            store = _build(st, indexer, embedder, dim, root, index, has_store, src.name)
+            store = _build(st, indexer, has_store, src.name)
             timings["build"] = time.perf_counter() - t0
             store.extra["indexing_run"] = run_id
             t0 = time.perf_counter()
@@ -505,20 +517,24 @@ def index_corpus(
     return report
 
 
-def _plan(root: Path, st: _Staging, embedder: Any, dim: int, index: Any, has_store: bool,
-          expected: int | None) -> _Indexer:
-    """The store to build into and when to train its index (see the module docstring)."""
+def _indexer(root: Path, st: _Staging, embedder: Any, dim: int, index: Any, has_store: bool) -> _Indexer:
+    """What the staged rows are built into (see the module docstring)."""
+
+    def new_store(n: int) -> FaissStore:
+        return FaissStore(dim, root, index=index, embedder=embedder, expected_size=n)
+
     if has_store:
-        store: FaissStore | None = FaissStore.load(root, embedder)
-        assert store is not None
-        return _Indexer(store, st, base=store._next_iid, fresh=False, train_at=None, expected=expected)
-    if index == "auto" and not expected:
-        return _Indexer(None, st, base=0, fresh=True, train_at=None, expected=None)  # chosen at the end
-    store = FaissStore(dim, root, index=index, embedder=embedder, expected_size=expected or None)
-    train_at = None
-    if store.spec.is_ivf and expected:
-        train_at = max(_train_size(store.spec, expected, dim), int(expected * TRAIN_AT))
-    return _Indexer(store, st, base=0, fresh=True, train_at=train_at, expected=expected)
+        store = FaissStore.load(root, embedder)
+        return _Indexer(store, st, base=store._next_iid, fresh=False, new_store=new_store)
+    indexer = _Indexer(None, st, base=0, fresh=True, new_store=new_store)
+    probe = new_store(0)  # checks the index choice before anything is embedded
+    if not (index == "auto" or probe.spec.is_ivf):
+        indexer.store = probe  # an index that doesn't depend on the corpus size
+    elif st.get("plan") is not None:
+        indexer.plan(st.get("plan"))  # a resumed run: as planned
+    else:
+        probe.close()
+    return indexer
 
 
 def _train_size(spec: IndexSpec, n: int, dim: int) -> int:
@@ -561,8 +577,15 @@ def _stream(src: Any, st: _Staging, indexer: _Indexer, embedder: Any, batch_size
         st.set("chunks", counts[1])
         st.set("skipped", counts[2])
         if consumed - committed >= commit_every:
+            plan = None
+            if indexer.store is None and expected and consumed >= PLAN_AT * expected:
+                vectors = st.committed + st.pending  # about n vectors: the size times vectors per record
+                plan = max(vectors, round(vectors / consumed * expected))
+                st.set("plan", plan)  # kept for a resumed run, in the same transaction
             st.commit()
             committed = consumed
+            if plan is not None:
+                indexer.plan(plan)
             indexer.feed(st.committed)
         bar.update(positions)
 
@@ -626,8 +649,7 @@ def _discard(st: _Staging, root: Path, created: bool, always: bool) -> None:
         root.rmdir()
 
 
-def _build(st: _Staging, indexer: _Indexer, embedder: Any, dim: int, root: Path, index: Any,
-           has_store: bool, name: str) -> FaissStore:
+def _build(st: _Staging, indexer: _Indexer, has_store: bool, name: str) -> FaissStore:
     """The store with every staged row in it (what the background thread has not done yet)."""
     total = st.committed
     if total == 0 and (not has_store or indexer.store is None or len(indexer.store) == 0):
@@ -635,11 +657,7 @@ def _build(st: _Staging, indexer: _Indexer, embedder: Any, dim: int, root: Path,
         raise EmptyCorpusError(
             f"empty corpus: no documents in {name}" + (f" ({skipped} bad lines skipped)" if skipped else "")
         )
-
-    def new_store(n: int) -> FaissStore:
-        return FaissStore(dim, root, index=index, embedder=embedder, expected_size=n)
-
-    return indexer.finish(total, new_store)
+    return indexer.finish(total)
 
 
 __all__ = ["IndexReport", "chunk_document", "document_of", "index_corpus"]
