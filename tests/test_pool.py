@@ -156,3 +156,11 @@ def test_engine_failure_closes_the_pool_instead_of_hanging(tiny_embedding):
     assert fresh.engine is not engine
     assert fresh.embed_documents(["fine again"]).shape == (1, 64)
     fresh.engine.close()
+
+
+def test_engines_on_one_gpu_are_built_in_turn_only_where_vllm_profiles_memory():
+    from qwen3_rag.engine.pool import builds_together
+
+    assert not builds_together("vllm", {"gpu_memory_utilization": 0.5})
+    assert builds_together("vllm", {"kv_cache_memory_bytes": 8 << 30})
+    assert builds_together("hf", {}) and builds_together("remote", {})

@@ -14,8 +14,9 @@ Engine options (read by :func:`qwen3_rag.engine.get_engine`):
 
 * ``data_parallel_size``: number of GPUs to use (default 1),
 * ``engines_per_gpu``: engine processes per GPU (default 1); ``gpu_memory_utilization`` is
-  divided between them, and they start one after another (vLLM profiles free memory to size
-  its KV cache) unless ``kv_cache_memory_bytes`` sets each engine's KV cache.
+  divided between them. Their processes start together; their vLLM engines are built one
+  after another (vLLM profiles free memory to size its KV cache) unless
+  ``kv_cache_memory_bytes`` sets each engine's KV cache.
 
 Texts travel as they are and the workers format and tokenize them (the parent process would
 otherwise be the bottleneck: tokenizing ~8,000 documents a second takes a core); token ids
@@ -86,6 +87,15 @@ CLOSE_TIMEOUT = 60.0
 SPLIT_MIN_TOKENS = 8192
 
 
+def builds_together(backend: str, options: dict[str, Any]) -> bool:
+    """Whether engines sharing a GPU may be built at the same time (else one after another).
+
+    vLLM profiles the GPU's free memory to size its KV cache, so its engines on one GPU are
+    built in turn, unless ``kv_cache_memory_bytes`` fixes the size.
+    """
+    return backend != "vllm" or bool(options.get("kv_cache_memory_bytes"))
+
+
 def approx_tokens(item: Any) -> int:
     """A token count guess for planning parts before tokenization (~4 characters a token)."""
     if isinstance(item, str):
@@ -130,6 +140,7 @@ def _worker(
     index: int,
     tasks: Any,
     outbox: Any,
+    start_lock: Any = None,
 ) -> None:
     """Worker process: load one engine, then serve tasks until None.
 
@@ -143,13 +154,19 @@ def _worker(
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     try:
         from qwen3_rag.engine import get_engine
+        from qwen3_rag.formats import make_formatter
+        from qwen3_rag.tokenizer import load_tokenizer
 
-        engine = get_engine(kind, model, backend, max_length=max_length, options=options, **extra)
+        # Slow imports and the tokenizer before the GPU's start lock; only the engine inside.
+        if backend == "vllm":
+            import vllm  # noqa: F401
+        formatter = make_formatter(kind, load_tokenizer(model, options), max_length)
+        with start_lock if start_lock is not None else contextlib.nullcontext():
+            engine = get_engine(kind, model, backend, max_length=max_length, options=options, **extra)
         outbox.put(("ready", index, getattr(engine, "dimension", None)))
     except BaseException as e:  # report start-up failures to the parent
         outbox.put(("error", index, f"{type(e).__name__}: {e}"))
         return
-    formatter = None
     while True:
         msg = tasks.get()
         if msg is None:
@@ -159,11 +176,6 @@ def _worker(
             if what == "ids":
                 token_ids = unpack(*payload)
             else:  # ("texts", method, kwargs, items): format and tokenize here, not in the parent
-                if formatter is None:
-                    from qwen3_rag.formats import make_formatter
-                    from qwen3_rag.tokenizer import load_tokenizer
-
-                    formatter = make_formatter(kind, load_tokenizer(model, options), max_length)
                 method, kwargs, items = payload
                 token_ids = getattr(formatter, method)(items, **kwargs)
         except (ValueError, TypeError) as e:  # bad input: the caller gets the same error
@@ -244,6 +256,13 @@ class _Pool:
         self.parts_done = [0] * (dp * per_gpu)
         """Batch parts each worker has delivered (the shared queue balances them)."""
         self.collector: threading.Thread | None = None
+        # Engines sharing a GPU build their engines one after another (a lock per GPU): vLLM
+        # sizes its KV cache from the free memory it profiles, and engines profiling side by
+        # side on one GPU misread each other ("No available memory for the cache blocks", seen
+        # on an H200). GPUs proceed in parallel, and so do all engines when
+        # ``kv_cache_memory_bytes`` fixes each one's KV cache, or off vLLM.
+        together = builds_together(config.backend, inner)
+        gpu_locks = [None if together else ctx.Lock() for _ in range(dp)]
         self.procs = [
             ctx.Process(
                 target=_worker,
@@ -258,36 +277,26 @@ class _Pool:
                     w,
                     self.tasks,
                     self.outbox,
+                    gpu_locks[w // per_gpu],
                 ),
                 daemon=False,
                 name=f"qwen3-rag-{config.kind}-{w}",
             )
             for w in range(dp * per_gpu)
         ]
-        # Engines sharing a GPU start one after another: vLLM sizes its KV cache from the free
-        # memory it profiles, and engines profiling side by side on one GPU misread each other
-        # ("No available memory for the cache blocks", seen on an H200). GPUs start in parallel,
-        # and so do all engines when ``kv_cache_memory_bytes`` fixes each one's KV cache.
-        together = config.backend != "vllm" or bool(inner.get("kv_cache_memory_bytes"))
-        queued: dict[int, list[tuple[int, Any]]] = {}
-        for w, p in enumerate(self.procs):
-            queued.setdefault(w if together else w // per_gpu, []).append((w, p))
         self.dimension = None
         # At interpreter exit multiprocessing joins non-daemon children; close the workers first
         # (finalizers with an exit priority run before that join), or exit would wait forever.
         mp_util.Finalize(self, _Pool.close, args=(self,), exitpriority=100)
         with _hidden_main():
-            for group in queued.values():
-                group.pop(0)[1].start()
+            for p in self.procs:  # all start at once: imports and tokenizers load in parallel
+                p.start()
             for _ in self.procs:
-                status, w, value = self._startup_message()
+                status, _, value = self._startup_message()
                 if status == "error":
                     self.close()
                     raise RuntimeError(f"an engine worker failed to start: {value}")
                 self.dimension = value
-                group = queued[w if together else w // per_gpu]
-                if group:
-                    group.pop(0)[1].start()
         self.collector = threading.Thread(target=self._collect, name="qwen3-rag-pool", daemon=True)
         self.collector.start()
 
