@@ -333,9 +333,6 @@ class _Pool:
                 self.tasks.put((job_id, i, *task))
         return job.future
 
-    def run(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
-        return self.submit(token_ids).result()
-
     def _collect(self) -> None:
         checked = time.monotonic()
         while True:
