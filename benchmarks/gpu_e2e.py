@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from qwen3_rag.bench import TOPICS, resolve_model, seed_docs
+from qwen3_rag.bench import TOPICS, descendants, resolve_model, seed_docs
 
 
 def rss_sampler(pid: int, samples: list[tuple[float, float]], stop: threading.Event) -> None:
@@ -44,18 +44,6 @@ def rss_sampler(pid: int, samples: list[tuple[float, float]], stop: threading.Ev
                 pass
         samples.append((round(time.time() - t0, 1), round(total / 2**20, 2)))
         stop.wait(2.0)
-
-
-def descendants(pid: int) -> list[int]:
-    out = []
-    try:
-        kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
-    except OSError:
-        return out
-    for k in kids:
-        out.append(int(k))
-        out += descendants(int(k))
-    return out
 
 
 def post(url: str, body: dict, timeout: float = 60) -> tuple[float, dict]:

@@ -171,7 +171,7 @@ class Monitor:
     def _cpu_seconds() -> dict[int, tuple[str, float]]:
         out: dict[int, tuple[str, float]] = {}
         tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        for pid in [os.getpid(), *_descendants(os.getpid())]:
+        for pid in [os.getpid(), *descendants(os.getpid())]:
             try:
                 with open(f"/proc/{pid}/stat") as f:
                     stat = f.read()
@@ -217,13 +217,14 @@ class Monitor:
         }
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """The process ids below ``pid`` (children, their children, ...), from ``/proc``; [] elsewhere."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
             kids = [int(k) for k in f.read().split()]
     except OSError:
         return []
-    return [d for k in kids for d in (k, *_descendants(k))]
+    return [d for k in kids for d in (k, *descendants(k))]
 
 
 def _release() -> None:
