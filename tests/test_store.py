@@ -211,3 +211,28 @@ def test_load_checks_dimension_model_and_format(tmp_path, data, tiny_embedding):
         FaissStore.load(path)
     with pytest.raises(FileNotFoundError):
         FaissStore.load(tmp_path / "nothing-here")
+
+
+def test_single_query_ivf_search_splits_over_lists_with_same_results():
+    """One query runs over the probed lists in parallel (parallel_mode 1); a batch of queries
+    splits over queries (mode 0); both give the hits of the other."""
+    import faiss
+
+    rng = np.random.default_rng(3)
+    vecs = unit(rng, 4000, 32)
+    store = FaissStore(32, index={"kind": "ivf", "nlist": 32, "nprobe": 8})
+    store.train(vecs)
+    store.add([f"t{i}" for i in range(4000)], vecs, ids=[f"d{i}" for i in range(4000)])
+    queries = vecs[:12] + 0.05
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(max(2, threads))
+    try:
+        one_by_one = [store.search(q, k=10)[0] for q in queries]
+        assert store.index.parallel_mode == 1
+        reps = max(2, threads)  # 12 * reps queries: at least as many as threads
+        batch = store.search(np.repeat(queries, reps, axis=0), k=10)[::reps]
+        assert store.index.parallel_mode == 0
+    finally:
+        faiss.omp_set_num_threads(threads)
+    assert [[h.id for h in r] for r in one_by_one] == [[h.id for h in r] for r in batch]
+    assert all(len(r) == 10 for r in one_by_one)

@@ -168,6 +168,20 @@ def search_params(spec: IndexSpec, index: Any, selector: Any = None, widen: int 
     return faiss.SearchParameters(sel=selector)
 
 
+def set_parallel_mode(index: Any, nq: int) -> None:
+    """Split an IVF search over inverted lists when there are fewer queries than threads.
+
+    Faiss splits a search over its queries by default (``parallel_mode`` 0), so a single query
+    runs on one core; over the probed lists (mode 1) it uses them all: on 16 cores a single
+    query over 1M vectors is several times faster. Batches of queries keep mode 0.
+    Non-IVF indexes are left alone. Results are the same either way.
+    """
+    faiss = faiss_module()
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.parallel_mode = 1 if nq < faiss.omp_get_max_threads() else 0
+
+
 def is_exhaustive(spec: IndexSpec, index: Any, widen: int) -> bool:
     """True when a search with this ``widen`` already looks at every vector."""
     if spec.kind == "flat":

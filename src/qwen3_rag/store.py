@@ -629,6 +629,7 @@ class FaissStore:
         stale = int(index.ntotal) - len(self)  # HNSW orphans (deleted, still in the graph)
         kk = min(int(index.ntotal), k + (stale if selector is None else 0))
         widen = 1
+        fx.set_parallel_mode(index, len(q))
         while True:
             if selector is None and widen == 1:
                 try:

@@ -1,9 +1,10 @@
 """Micro-batching: concurrent requests share one engine call.
 
 Each request submits its items (token-id sequences); one worker task takes the first waiting
-request, waits ``max_wait_s`` for others to arrive, collects requests up to ``max_items``
-items, runs the engine once in a worker thread and hands every request its own rows. While
-the engine runs, new requests queue up and form the next batch.
+request, optionally waits ``max_wait_s`` for others to arrive, collects requests up to
+``max_items`` items, runs the engine once in a worker thread and hands every request its own
+rows. While the engine runs, new requests queue up and form the next batch, so with no wait a
+lone request runs at once and concurrent ones still share engine calls.
 
 Example:
     >>> import asyncio
@@ -49,7 +50,7 @@ class MicroBatcher:
         fn: blocking function taking a list of items and returning a sequence (e.g. an
             array) with one row per item, in order; it runs in a worker thread.
         max_items: most items per ``fn`` call (a single larger request runs alone).
-        max_wait_s: how long the first request of a batch waits for others.
+        max_wait_s: how long the first request of a batch waits for others (0: not at all).
         on_batch: called with (number of requests, number of items, seconds) after each call.
     """
 
@@ -58,7 +59,7 @@ class MicroBatcher:
         fn: Callable[[list[Any]], Sequence[Any]],
         *,
         max_items: int = 256,
-        max_wait_s: float = 0.002,
+        max_wait_s: float = 0.0,
         on_batch: Callable[[int, int, float], None] | None = None,
     ):
         if max_items < 1:

@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-reranker", action="store_true", help="serve without a reranker")
     parser.add_argument("--max-batch-items", type=int, help="most sequences per engine call (default 256)")
     parser.add_argument("--batch-wait-ms", type=float,
-                        help="how long a request waits for others to share its engine call (default 2)")
+                        help="how long a request waits for others before its engine call (default 0: "
+                        "requests arriving while the engine runs share the next call)")
     parser.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
     add_model_options(parser, reranker=True)
 

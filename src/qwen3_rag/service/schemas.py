@@ -29,7 +29,8 @@ class ServiceLimits:
         max_chars: most characters per query, document, instruction or input text.
         max_body_bytes: largest request body in bytes.
         max_batch_items: most sequences per micro-batched engine call.
-        batch_wait_ms: how long a request waits for others to share its engine call.
+        batch_wait_ms: how long a request waits for others before its engine call (default 0:
+            requests that arrive while the engine runs share the next call anyway).
     """
 
     max_top_k: int = 1000
@@ -38,7 +39,7 @@ class ServiceLimits:
     max_chars: int = 100_000
     max_body_bytes: int = 32 * 1024 * 1024
     max_batch_items: int = 256
-    batch_wait_ms: float = 2.0
+    batch_wait_ms: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("max_top_k", "max_documents", "max_inputs", "max_chars", "max_body_bytes",
