@@ -115,3 +115,16 @@ def test_cli_search_with_the_remote_backend_matches_hf(store_dir, tiny_embedding
     res = subprocess.run([sys.executable, "-m", "qwen3_rag", "search", "q", "--store", store_dir,
                           "--backend", "remote"], env=env(), capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "needs --base-url" in res.stderr
+
+
+def test_serve_runs_a_vllm_reranker_in_process_unless_configured(tmp_path, monkeypatch):
+    import argparse
+
+    from qwen3_rag.service.cli import reranker_defaults
+
+    monkeypatch.delenv("QWEN3_RAG_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./qwen3-rag.toml
+    assert reranker_defaults(argparse.Namespace(backend="vllm")) == {"multiprocessing": "off"}
+    assert reranker_defaults(argparse.Namespace(backend="hf")) == {}
+    (tmp_path / "qwen3-rag.toml").write_text('[reranker]\nmultiprocessing = "spawn"\n')
+    assert reranker_defaults(argparse.Namespace(backend="vllm")) == {}

@@ -115,3 +115,41 @@ def test_vllm_backend_without_vllm_is_a_clear_error(tiny_embedding):
 
     with pytest.raises(ImportError, match=r"qwen3-rag\[vllm\]"):
         Qwen3Embedder(tiny_embedding, backend="vllm")
+
+
+def test_second_inprocess_engine_is_spawned(monkeypatch):
+    """Two in-process vLLM engines would clash: the second asks for 'off' and gets 'spawn';
+    once the first is closed, 'off' is granted again."""
+    import types
+
+    from qwen3_rag.engine import vllm as ev
+
+    seen: list[tuple[str | None, str | None]] = []
+
+    class FakeLLM:
+        def __init__(self, **kwargs):
+            seen.append((os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING"),
+                         os.environ.get("VLLM_WORKER_MULTIPROC_METHOD")))
+            cfg = SimpleNamespace(get_hidden_size=lambda: 8)
+            self.llm_engine = SimpleNamespace(model_config=cfg)
+
+    fake = types.ModuleType("vllm")
+    fake.LLM = FakeLLM
+    fake_config = types.ModuleType("vllm.config")
+    fake_config.PoolerConfig = lambda **kw: kw
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    monkeypatch.setitem(sys.modules, "vllm.config", fake_config)
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
+    monkeypatch.delenv("VLLM_WORKER_MULTIPROC_METHOD", raising=False)
+    monkeypatch.setattr(ev, "_inprocess_live", 0)
+    cfg = EngineConfig("embedding", "m", "vllm", 64, ())
+    first = ev.VLLMEmbeddingEngine(cfg, {"multiprocessing": "off"})
+    second = ev.VLLMEmbeddingEngine(cfg, {"multiprocessing": "off"})
+    assert (first.inprocess, second.inprocess) == (True, False)
+    assert seen == [("0", None), ("1", "spawn")]
+    second.close()
+    first.close()
+    third = ev.VLLMEmbeddingEngine(cfg, {"multiprocessing": "off"})
+    assert third.inprocess and seen[-1] == ("0", None)
+    third.close()
+    assert ev._inprocess_live == 0

@@ -107,10 +107,11 @@ def open_store(args: argparse.Namespace) -> tuple[Any, Any]:
     return FaissStore.load(args.store, embedder), embedder
 
 
-def make_reranker(args: argparse.Namespace) -> Any:
+def make_reranker(args: argparse.Namespace, **options: Any) -> Any:
+    """A ``Qwen3Reranker`` from the options (``options``: engine defaults the flags override)."""
     from qwen3_rag import Qwen3Reranker
 
-    kw = common_kwargs(args)
+    kw = {**options, **common_kwargs(args)}
     if kw.get("base_url") and getattr(args, "reranker_base_url", None):
         kw["base_url"] = args.reranker_base_url
     return Qwen3Reranker(args.reranker_model, **kw)

@@ -160,6 +160,11 @@ def _worker(
         # Slow imports and the tokenizer before the GPU's start lock; only the engine inside.
         if backend == "vllm":
             import vllm  # noqa: F401
+
+            # The engine core runs in the worker itself: one process per engine rather than
+            # two, and no message per prompt between them (same throughput with 4 workers on an
+            # H200, less CPU: docs/benchmarks.md, run 10).
+            options = {"multiprocessing": "off", **options}
         formatter = make_formatter(kind, load_tokenizer(model, options), max_length)
         with start_lock if start_lock is not None else contextlib.nullcontext():
             engine = get_engine(kind, model, backend, max_length=max_length, options=options, **extra)

@@ -57,6 +57,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser, reranker=True)
 
 
+def reranker_defaults(args: argparse.Namespace) -> dict[str, Any]:
+    """Engine options ``serve`` gives its reranker unless configured otherwise.
+
+    On vLLM the reranker's engine core runs in the service's process (``multiprocessing="off"``):
+    a search sends it 20+ prompts at once, and in-process that call took ~10 ms against ~20 ms
+    spawned on an H200 (docs/benchmarks.md, run 10). The embedder stays spawned: two
+    in-process vLLM engines in one process would clash.
+    """
+    from qwen3_rag.config import get_settings
+    from qwen3_rag.engine import resolve_backend
+
+    settings = get_settings()
+    backend = resolve_backend(args.backend or settings.backend)
+    if backend != "vllm" or "multiprocessing" in settings.engine_options("reranker", backend):
+        return {}
+    return {"multiprocessing": "off"}
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the models (and store) named by ``args`` and serve until interrupted."""
     from qwen3_rag.cli import CLIError
@@ -80,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         store, embedder = open_store(args)
     else:
         embedder = make_embedder(args)
-    reranker = None if args.no_reranker else make_reranker(args)
+    reranker = None if args.no_reranker else make_reranker(args, **reranker_defaults(args))
     serve(embedder, reranker, store, host=args.host, port=args.port, api_key=args.api_key,
           log_level=args.log_level, limits=limits)
     return 0
