@@ -1,11 +1,13 @@
 """qwen3-rag: Qwen3-Embedding and Qwen3-Reranker for RAG pipelines, on vLLM or transformers.
 
-Example:
-    >>> from qwen3_rag import Qwen3Embedder, Qwen3Reranker  # doctest: +SKIP
-    >>> emb = Qwen3Embedder()                                # Qwen/Qwen3-Embedding-0.6B
-    >>> docs = emb.embed_documents(["Paris is the capital of France."])
-    >>> q = emb.embed_queries(["What is the capital of France?"])
-    >>> Qwen3Reranker().rerank("capital of France?", ["Paris ...", "Bananas ..."], top_n=1)
+Example (loads ``Qwen/Qwen3-Embedding-0.6B`` and ``Qwen/Qwen3-Reranker-0.6B`` from the hub)::
+
+    from qwen3_rag import Qwen3Embedder, Qwen3Reranker
+
+    emb = Qwen3Embedder()
+    docs = emb.embed_documents(["Paris is the capital of France."])
+    q = emb.embed_queries(["What is the capital of France?"])
+    Qwen3Reranker().rerank("capital of France?", ["Paris ...", "Bananas ..."], top_n=1)
 """
 
 from qwen3_rag.embedder import Qwen3Embedder
