@@ -1,7 +1,9 @@
 """Single-request latency of the engines, the way ``qwen3-rag serve`` calls them.
 
 Times, over many calls: formatting + tokenization, ``engine.embed`` of one query and of 32,
-``engine.score`` of 20 (query, document) pairs and of 32 × 20. Prints a table (ms).
+``engine.score`` of 20 (query, document) pairs and of 32 × 20. Prints a table (ms). Every call
+sends requests of its own (distinct queries), so vLLM's prefix cache cannot serve them as it
+would a repeated request (``--same``: one request repeated, as device runs 8-10 did).
 Run on the GPU machine (random-weight checkpoints of the real 0.6B shapes)::
 
     python benchmarks/latency_probe.py --kind both [--option multiprocessing=off] [--torch-profile]
@@ -15,6 +17,7 @@ time per call, the floor under the front end's overhead.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -65,6 +68,8 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=200, help="timed calls per shape")
     ap.add_argument("--option", action="append", default=[], help="engine option KEY=VALUE")
     ap.add_argument("--torch-profile", action="store_true")
+    ap.add_argument("--same", action="store_true",
+                    help="repeat one request (the prefix cache then serves most of it; runs 8-10 did this)")
     ap.add_argument("--loop-seconds", type=float, default=0, help="then loop single requests this long")
     ap.add_argument("--marker", help="file created when the loop starts (for py-spy)")
     ap.add_argument("--out", help="write the rows as JSON here")
@@ -73,9 +78,10 @@ def main() -> int:
     from qwen3_rag import Qwen3Embedder, Qwen3Reranker
 
     work = "/tmp/qwen3-rag-bench"
+    n_queries = 32 * (args.n // 4 + 5) + args.n + 5
     queries = [f"what are the latest research findings about {TOPICS[i % len(TOPICS)]} ({i})?"
-               for i in range(64)]
-    docs = seed_docs(20 * 32)
+               for i in range(n_queries)]
+    docs = seed_docs(4096)
     rows: list[dict[str, Any]] = []
     singles: list[Callable[[], Any]] = []
     models: list[Any] = []
@@ -89,33 +95,44 @@ def main() -> int:
         rows.append(r)
         print(json.dumps(r), flush=True)
 
+    def load(cls: Any, kind: str) -> Any:
+        t0 = time.perf_counter()
+        model = cls(resolve_model(f"random:{args.model_size}", kind, work), backend=args.backend, **options)
+        models.append(model)
+        print(f"{kind} up in {time.perf_counter() - t0:.1f} s", flush=True)
+        return model
+
+    def cycling(inputs: list[Any], call: Callable[[Any], Any]) -> Callable[[], Any]:
+        """A call over the next input each time (all of them once, unless --same)."""
+        it = itertools.cycle(inputs[:1] if args.same else inputs)
+        return lambda: call(next(it))
+
+    calls = args.n + 5  # timed calls + warm-up: each sees a request of its own
     if args.kind in ("embedding", "both"):
-        t0 = time.perf_counter()
-        emb = Qwen3Embedder(resolve_model(f"random:{args.model_size}", "embedding", work),
-                            backend=args.backend, **options)
-        models.append(emb)
-        print(f"embedder up in {time.perf_counter() - t0:.1f} s", flush=True)
+        emb = load(Qwen3Embedder, "embedding")
         fmt, instr = emb.formatter, emb.query_instruction
-        one = fmt.queries(queries[:1], instr)
-        many = fmt.queries(queries[:32], instr)
-        row("format+tokenize 1 query", len(one[0]), lambda: fmt.queries(queries[:1], instr), args.n)
-        row("embed 1 query", len(one[0]), lambda: emb.engine.embed(one), args.n)
-        row("embed 32 queries", sum(map(len, many)), lambda: emb.engine.embed(many), args.n // 4)
-        singles.append(lambda: emb.engine.embed(one))
+        ones = [fmt.queries([q], instr) for q in queries[:calls]]
+        manys = [fmt.queries(queries[i : i + 32], instr) for i in range(0, 32 * calls, 32)]
+        tokenize = cycling(queries, lambda q: fmt.queries([q], instr))
+        row("format+tokenize 1 query", len(ones[0][0]), tokenize, args.n)
+        row("embed 1 query", len(ones[0][0]), cycling(ones, emb.engine.embed), args.n)
+        row("embed 32 queries", sum(map(len, manys[0])), cycling(manys, emb.engine.embed), args.n // 4)
+        singles.append(cycling(ones, emb.engine.embed))
     if args.kind in ("reranker", "both"):
-        t0 = time.perf_counter()
-        rr = Qwen3Reranker(resolve_model(f"random:{args.model_size}", "reranker", work),
-                           backend=args.backend, **options)
-        models.append(rr)
-        print(f"reranker up in {time.perf_counter() - t0:.1f} s", flush=True)
+        rr = load(Qwen3Reranker, "reranker")
         fmt = rr.formatter
-        p20 = fmt.pairs([(queries[0], d) for d in docs[:20]], rr.instruction)
-        p640 = fmt.pairs([(queries[i // 20], d) for i, d in enumerate(docs)], rr.instruction)
-        row("format+tokenize 20 pairs", sum(map(len, p20)),
-            lambda: fmt.pairs([(queries[0], d) for d in docs[:20]], rr.instruction), args.n)
-        row("score 20 pairs", sum(map(len, p20)), lambda: rr.engine.score(p20), args.n)
-        row("score 32 x 20 pairs", sum(map(len, p640)), lambda: rr.engine.score(p640), args.n // 4)
-        singles.append(lambda: rr.engine.score(p20))
+
+        def pairs(first: int, n_queries: int) -> list[list[int]]:  # 20 documents per query
+            return fmt.pairs([(queries[first + i // 20], docs[(first * 20 + i) % len(docs)])
+                              for i in range(20 * n_queries)], rr.instruction)
+
+        p20s = [pairs(i, 1) for i in range(calls)]
+        p640s = [pairs(i * 32, 32) for i in range(args.n // 4 + 5)]
+        tokenize = cycling(list(range(calls)), lambda i: pairs(i, 1))
+        row("format+tokenize 20 pairs", sum(map(len, p20s[0])), tokenize, args.n)
+        row("score 20 pairs", sum(map(len, p20s[0])), cycling(p20s, rr.engine.score), args.n)
+        row("score 32 x 20 pairs", sum(map(len, p640s[0])), cycling(p640s, rr.engine.score), args.n // 4)
+        singles.append(cycling(p20s, rr.engine.score))
     print(f"\n{'shape':<28} {'tokens':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'mean ms':>8}"
           + (f" {'GPU ms':>7}" if args.torch_profile else ""))
     for r in rows:
