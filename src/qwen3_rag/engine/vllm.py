@@ -17,8 +17,8 @@ global CUDA-graph state. Unless the caller set ``VLLM_ENABLE_V1_MULTIPROCESSING`
 (default) starts each engine core in a spawned process, with ``__main__`` hidden so scripts
 need no ``if __name__ == "__main__":`` guard; ``"off"`` runs it in this process. In-process
 skips a message per prompt each way, so it is faster for one caller (measured on an H200:
-single-engine embedding 2,859 against 2,506 docs/s, reranking 20 pairs ~10 ms against ~20 ms;
-``docs/benchmarks.md``); pool workers and the service's reranker use it. A second in-process
+single-engine embedding 2,859 against 2,506 docs/s; one call of 32 prompts 12-15.5 ms against
+28.8 ms; ``docs/benchmarks.md``); pool workers and the service's reranker use it. A second in-process
 engine while one is alive would clash, so it is spawned instead (with a warning).
 """
 

@@ -61,9 +61,10 @@ def reranker_defaults(args: argparse.Namespace) -> dict[str, Any]:
     """Engine options ``serve`` gives its reranker unless configured otherwise.
 
     On vLLM the reranker's engine core runs in the service's process (``multiprocessing="off"``):
-    a search sends it 20+ prompts at once, and in-process that call took ~10 ms against ~20 ms
-    spawned on an H200 (docs/benchmarks.md, run 10). The embedder stays spawned: two
-    in-process vLLM engines in one process would clash.
+    a search sends it 20+ prompts at once, and a spawned engine core costs a message per prompt
+    each way (on an H200 one call of 32 prompts took 28.8 ms spawned against 12-15.5 ms
+    in-process; docs/benchmarks.md, runs 8-10). The embedder stays spawned: two in-process
+    vLLM engines in one process would clash.
     """
     from qwen3_rag.config import get_settings
     from qwen3_rag.engine import resolve_backend
