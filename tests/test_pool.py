@@ -164,3 +164,15 @@ def test_engines_on_one_gpu_are_built_in_turn_only_where_vllm_profiles_memory():
     assert not builds_together("vllm", {"gpu_memory_utilization": 0.5})
     assert builds_together("vllm", {"kv_cache_memory_bytes": 8 << 30})
     assert builds_together("hf", {}) and builds_together("remote", {})
+
+
+def test_staggered_vllm_builds_are_announced(tiny_embedding, caplog):
+    """Engines built one after another cost minutes: the pool says how to build them at once.
+    (No vLLM here, so the workers then fail to start, which the pool reports.)"""
+    from qwen3_rag.engine.base import EngineConfig
+    from qwen3_rag.engine.pool import PoolEmbeddingEngine
+
+    config = EngineConfig("embedding", tiny_embedding, "vllm", 64, ())
+    with caplog.at_level("WARNING", logger="qwen3_rag"), pytest.raises(RuntimeError, match="failed to start"):
+        PoolEmbeddingEngine(config, {"engines_per_gpu": 2})
+    assert "built one after another; set kv_cache_memory_bytes" in caplog.text

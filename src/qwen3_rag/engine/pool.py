@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import multiprocessing as mp
 import multiprocessing.util as mp_util
 import os
@@ -45,6 +46,7 @@ import numpy as np
 from qwen3_rag.engine.base import EmbeddingEngine, EngineConfig, RerankEngine
 
 POOL_OPTIONS = ("data_parallel_size", "engines_per_gpu")
+logger = logging.getLogger("qwen3_rag")
 
 
 def pack(token_ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -267,6 +269,9 @@ class _Pool:
         # on an H200). GPUs proceed in parallel, and so do all engines when
         # ``kv_cache_memory_bytes`` fixes each one's KV cache, or off vLLM.
         together = builds_together(config.backend, inner)
+        if not together and per_gpu > 1:
+            logger.warning("qwen3_rag: the %d vLLM engines on each GPU are built one after another; set "
+                           "kv_cache_memory_bytes (e.g. 8000000000) to build them at once", per_gpu)
         gpu_locks = [None if together else ctx.Lock() for _ in range(dp)]
         self.procs = [
             ctx.Process(
