@@ -39,8 +39,9 @@ def test_options_reach_only_backends_they_fit():
                            "QWEN3_RAG_DTYPE": "float32", "QWEN3_RAG_ENGINES_PER_GPU": "2"}, path=None)
     assert s.engine_options("embedding", "vllm") == {
         "gpu_memory_utilization": 0.3, "dtype": "float32", "engines_per_gpu": 2}
-    assert s.engine_options("embedding", "hf") == {"device": "cpu", "dtype": "float32"}
-    assert s.engine_options("reranker", "remote") == {"dtype": "float32"}
+    # the pool's options fit every backend (README: "Throughput options (any backend)")
+    assert s.engine_options("embedding", "hf") == {"device": "cpu", "dtype": "float32", "engines_per_gpu": 2}
+    assert s.engine_options("reranker", "remote") == {"dtype": "float32", "engines_per_gpu": 2}
 
 
 def test_bad_config_is_a_clear_error(tmp_path):

@@ -90,7 +90,7 @@ class Settings:
 
 
 def _fits(key: str, backend: str) -> bool:
-    if key in COMMON:
+    if key in COMMON or key in POOL:  # the engine pool runs any backend
         return True
     if backend == "hf":
         return key in HF_ONLY

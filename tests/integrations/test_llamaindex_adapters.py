@@ -130,3 +130,16 @@ async def test_postprocessor_async_threshold_and_errors(tiny_reranker, rerank_ev
         rerank.postprocess_nodes(nodes)
     with pytest.raises(ValueError, match="top_n"):
         Qwen3Rerank(model=tiny_reranker, backend="hf", top_n=-2)
+
+
+def test_unknown_arguments_are_errors_not_the_default_model(tiny_embedding, tiny_reranker):
+    """``model=`` on the embedding (its field is ``model_name``, as in LlamaIndex) or ``device``
+    outside ``engine_kwargs`` would otherwise be dropped and the hub default loaded."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="model"):
+        Qwen3Embedding(model=tiny_embedding, backend="hf")
+    with pytest.raises(ValidationError, match="device"):
+        Qwen3Embedding(model_name=tiny_embedding, backend="hf", device="cpu")
+    with pytest.raises(ValidationError, match="model_name"):
+        Qwen3Rerank(model_name=tiny_reranker, backend="hf")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 
 from qwen3_rag import Qwen3Embedder
 from qwen3_rag.formats import DEFAULT_INSTRUCTION
@@ -33,6 +33,10 @@ class Qwen3Embedding(BaseEmbedding):
         >>> from llama_index.core import Settings
         >>> Settings.embed_model = Qwen3Embedding()   # doctest: +SKIP
     """
+
+    # a misspelt or foreign argument (``model`` here, ``device`` outside engine_kwargs) is an
+    # error, not a silent fall-back to the default model
+    model_config = ConfigDict(extra="forbid")
 
     model_name: str | None = Field(default=None, description="Qwen3-Embedding id or dir (None: config).")
     embed_batch_size: int = Field(default=DEFAULT_EMBED_BATCH_SIZE, gt=0, description="Texts per call.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, field_validator
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
@@ -48,6 +48,10 @@ class Qwen3Rerank(BaseNodePostprocessor):
         >>> engine = index.as_query_engine(                                # doctest: +SKIP
         ...     similarity_top_k=20, node_postprocessors=[rerank])
     """
+
+    # a misspelt or foreign argument (``model`` here, ``device`` outside engine_kwargs) is an
+    # error, not a silent fall-back to the default model
+    model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(default=None, description="Qwen3-Reranker id or dir (None: config).")
     top_n: int | None = Field(default=3, description="Nodes to return, best first (None: all).")
