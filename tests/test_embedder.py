@@ -179,3 +179,24 @@ async def test_reranker_async(tiny_reranker):
     np.testing.assert_allclose(s, rr.score("q", ["a", "b"]), atol=1e-6)
     r = await rr.arerank("q", ["a", "b"], top_n=1)
     assert len(r) == 1
+
+
+def test_bad_device_and_dtype_are_clear_errors(tiny_embedding):
+    import torch
+
+    with pytest.raises(ValueError, match=r"dtype must be a torch dtype name.*float99"):
+        Qwen3Embedder(tiny_embedding, backend="hf", dtype="float99")
+    with pytest.raises(ValueError, match="device must be"):
+        Qwen3Embedder(tiny_embedding, backend="hf", device="gpu7")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            Qwen3Embedder(tiny_embedding, backend="hf", device="cuda")
+
+
+def test_chunk_overlap_error_names_both_settings(tmp_path, tiny_embedding):
+    from qwen3_rag import index_corpus
+
+    emb = Qwen3Embedder(tiny_embedding, backend="hf")
+    msg = r"chunk_overlap \(--chunk-overlap\).*chunk_tokens \(--chunk-tokens\)"
+    with pytest.raises(ValueError, match=msg):
+        index_corpus([{"id": "a", "text": "x"}], tmp_path / "s", emb, chunk_tokens=32, chunk_overlap=32)

@@ -185,7 +185,7 @@ class _Staging:
                 raise ValueError(
                     f"{self.path}: the interrupted run's staging files are damaged ({rows} rows, "
                     f"{self.committed} vectors committed, {size // self.row_bytes} in "
-                    f"{self.vectors_path.name}); re-run with resume=False to start over"
+                    f"{self.vectors_path.name}); re-run with resume=False (--no-resume) to start over"
                 )
             if size > want:  # written, never committed: the run died between the two
                 os.ftruncate(fd, want)
@@ -203,7 +203,7 @@ class _Staging:
             for (blob,) in self.conn.execute("SELECT vector FROM rows ORDER BY seq"):
                 if len(blob) != self.row_bytes:
                     raise ValueError(f"{self.path}: a staged vector has {len(blob) // 4} dimensions, "
-                                     f"not {self.dim}; re-run with resume=False to start over")
+                                     f"not {self.dim}; re-run with resume=False (--no-resume) to start over")
                 f.write(blob)
             f.flush()
             os.fsync(f.fileno())
@@ -444,7 +444,8 @@ def index_corpus(
     if batch_size < 1 or commit_every < 1:
         raise ValueError(f"batch_size and commit_every must be positive, got {batch_size}, {commit_every}")
     if chunk_tokens is not None and not (0 <= chunk_overlap < chunk_tokens):
-        raise ValueError(f"need 0 <= chunk_overlap < chunk_tokens, got {chunk_overlap}, {chunk_tokens}")
+        raise ValueError(f"chunk_overlap (--chunk-overlap) must be >= 0 and smaller than chunk_tokens "
+                         f"(--chunk-tokens), got {chunk_overlap} and {chunk_tokens}")
     started = time.perf_counter()
     src = open_source(source)
     root = Path(store_path)
@@ -476,7 +477,8 @@ def index_corpus(
         st.close()
         raise ValueError(
             f"{root / STAGING} holds an interrupted run with other settings ({', '.join(diff)} "
-            "differ); re-run with the same settings to resume it, or resume=False to discard it"
+            "differ); re-run with the same settings to resume it, or resume=False (--no-resume) to "
+            "discard it"
         )
     run_id = st.get("run_id")
     expected = st.get("expected")

@@ -162,7 +162,8 @@ def rerank_pairs(
         out.seek(state["output_bytes"])
     else:
         if out_path.exists() and not overwrite and not progress_path.is_file():
-            raise FileExistsError(f"output exists: {out_path} (a finished job?); remove it or pass overwrite")
+            raise FileExistsError(f"output exists: {out_path} (a finished job?); remove it or pass "
+                                  "overwrite=True (--overwrite)")
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out = open(out_path, "wb")
         _write_json_atomic(progress_path, {"settings": settings, "state": state})

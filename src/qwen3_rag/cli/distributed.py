@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--text-field", default="text", help="record field holding the text")
     g.add_argument("--id-field", default="id", help="record field holding the id (required in every record)")
     g.add_argument("--chunk-tokens", type=int, help="split documents into chunks of this many tokens")
-    g.add_argument("--chunk-overlap", type=int, default=32, help="tokens shared by consecutive chunks")
+    g.add_argument("--chunk-overlap", type=int, default=32,
+                   help="tokens shared by consecutive chunks (default 32; less than --chunk-tokens)")
     add_json_option(parser)
     add_model_options(parser)
 

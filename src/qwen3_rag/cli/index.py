@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="documents per durable commit (a killed run resumes from the last one)")
     parser.add_argument("--no-resume", action="store_true", help="discard an interrupted run and start over")
     parser.add_argument("--chunk-tokens", type=int, help="split documents into chunks of this many tokens")
-    parser.add_argument("--chunk-overlap", type=int, default=32, help="tokens shared by consecutive chunks")
+    parser.add_argument("--chunk-overlap", type=int, default=32,
+                        help="tokens shared by consecutive chunks (default 32; less than --chunk-tokens)")
     parser.add_argument("--text-field", default="text", help="record field (or column) holding the text")
     parser.add_argument("--id-field", default="id", help="record field (or column) holding the id")
     parser.add_argument("--skip-bad-lines", action="store_true", help="skip and count malformed lines")

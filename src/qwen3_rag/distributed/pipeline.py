@@ -288,7 +288,8 @@ def embed_to_shards(
     if batch_size < 1 or max_retries < 0:
         raise ValueError(f"batch_size must be positive and max_retries >= 0, got {batch_size}, {max_retries}")
     if chunk_tokens is not None and not (0 <= chunk_overlap < chunk_tokens):
-        raise ValueError(f"need 0 <= chunk_overlap < chunk_tokens, got {chunk_overlap}, {chunk_tokens}")
+        raise ValueError(f"chunk_overlap (--chunk-overlap) must be >= 0 and smaller than chunk_tokens "
+                         f"(--chunk-tokens), got {chunk_overlap} and {chunk_tokens}")
     fmt, paths = input_files(source, input_format)
     fs, root = filesystem(shards_dir)
     if fs.get_file_info(f"{root}/{SHARD_MANIFEST}").is_file and not overwrite:

@@ -65,10 +65,19 @@ class _HFEngineMixin:
         if unknown:
             raise TypeError(f"unknown option(s) for the hf backend: {sorted(unknown)}")
         device = self.options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from e
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but this torch build sees no CUDA GPU (use device='cpu')")
         dtype = self.options.get("dtype")
         if dtype is None:
             dtype = torch.float32 if str(device).startswith("cpu") else torch.bfloat16
         elif isinstance(dtype, str):
+            if not isinstance(getattr(torch, dtype, None), torch.dtype):
+                raise ValueError(f"dtype must be a torch dtype name (float32, bfloat16, float16), "
+                                 f"got {dtype!r}")
             dtype = getattr(torch, dtype)
         kwargs: dict[str, Any] = {"dtype": dtype}
         if self.options.get("attn_implementation"):
