@@ -200,3 +200,10 @@ def test_chunk_overlap_error_names_both_settings(tmp_path, tiny_embedding):
     msg = r"chunk_overlap \(--chunk-overlap\).*chunk_tokens \(--chunk-tokens\)"
     with pytest.raises(ValueError, match=msg):
         index_corpus([{"id": "a", "text": "x"}], tmp_path / "s", emb, chunk_tokens=32, chunk_overlap=32)
+
+
+def test_max_length_zero_is_an_error_not_the_default(tiny_embedding, tiny_reranker):
+    with pytest.raises(ValueError, match="max_length must be at least 2, got 0"):
+        Qwen3Embedder(tiny_embedding, backend="hf", max_length=0)
+    with pytest.raises(ValueError, match="max_length=0 is shorter than the reranker prompt"):
+        Qwen3Reranker(tiny_reranker, backend="hf", max_length=0)

@@ -76,7 +76,7 @@ class Qwen3Embedder:
         self.model = model
         self.backend = resolve_backend(backend or settings.backend)
         self.query_instruction = query_instruction
-        self.max_length = max_length = max_length or settings.max_length
+        self.max_length = max_length = settings.max_length if max_length is None else max_length
         self.show_progress = show_progress
         engine_options = {**settings.engine_options("embedding", self.backend), **engine_options}
         self.engine_options = engine_options

@@ -120,7 +120,7 @@ class Qwen3Reranker:
         self.model = model
         self.backend = resolve_backend(backend or settings.backend)
         self.instruction = instruction
-        self.max_length = max_length = max_length or settings.max_length
+        self.max_length = max_length = settings.max_length if max_length is None else max_length
         engine_options = {**settings.engine_options("reranker", self.backend), **engine_options}
         self.engine_options = engine_options
         batch_size = batch_size or settings.batch_size

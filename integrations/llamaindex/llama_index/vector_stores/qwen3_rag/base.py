@@ -253,7 +253,12 @@ class Qwen3FaissVectorStore(BasePydanticVectorStore):
     def from_persist_path(
         cls, persist_path: str | os.PathLike[str], embed_model: Any = None, **kwargs: Any
     ) -> Qwen3FaissVectorStore:
-        """Open a saved store directory (from :meth:`persist`, the CLI or LangChain)."""
+        """Open a saved store directory (from :meth:`persist`, the CLI or LangChain).
+
+        Pass the ``Qwen3Embedding`` you query with as ``embed_model``: the store then checks it
+        is the model (and dimension) it was built with, and raises ``EmbedderMismatchError``
+        otherwise. Without it nothing is checked.
+        """
         return cls(FaissStore.load(persist_path, embedder=_embedder_of(embed_model)),
                    embed_model=embed_model, **kwargs)
 
