@@ -390,7 +390,7 @@ def test_search_rerank(search_url, embedder, reranker):
 
         for body in ({"query": QUERY, "min_confidence": 0.5}, {"query": QUERY, "top_k": 0},
                      {"query": QUERY, "top_k": 1001}, {"query": QUERY, "rerank": -1},
-                     {"query": QUERY, "rerank": 5000}, {"query": "   "},
+                     {"query": QUERY, "rerank": 5000}, {"query": QUERY, "rerank": 0}, {"query": "   "},
                      {"query": QUERY, "preview_chars": -1}):
             assert c.post("/search", json=body).status_code == 422, body
 

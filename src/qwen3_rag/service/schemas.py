@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 TOO_LARGE = "too_large"
@@ -129,7 +129,8 @@ def build_models(
 
         query: Query
         top_k: int = Field(10, ge=1, le=limits.max_top_k, description="results to return")
-        rerank: bool | Annotated[int, Field(ge=1, le=limits.max_documents)] = Field(
+        # strict bool: 0 is a bad candidate count (422), not false
+        rerank: Annotated[bool, Strict()] | Annotated[int, Field(ge=1, le=limits.max_documents)] = Field(
             False, description="rerank the best vector hits and return the top_k best by P(yes): "
             "true reranks 4 × top_k candidates, an integer that many")
         instruction: Text | None = Field(None, description="task instruction for the query embedding "
