@@ -363,6 +363,13 @@ class _Indexer:
             self.timings["add"] += time.perf_counter() - t0
 
 
+def check_chunking(chunk_tokens: int | None, chunk_overlap: int) -> None:
+    """Raise ``ValueError`` unless ``0 <= chunk_overlap < chunk_tokens`` (when chunking)."""
+    if chunk_tokens is not None and not (0 <= chunk_overlap < chunk_tokens):
+        raise ValueError(f"chunk_overlap (--chunk-overlap) must be >= 0 and smaller than chunk_tokens "
+                         f"(--chunk-tokens), got {chunk_overlap} and {chunk_tokens}")
+
+
 def _document(
     item: Item, text_field: str, id_field: str, position: int | None
 ) -> tuple[str, str, dict[str, Any]] | str:
@@ -443,9 +450,7 @@ def index_corpus(
         batch_size = int(getattr(embedder, "batch_size", 64))
     if batch_size < 1 or commit_every < 1:
         raise ValueError(f"batch_size and commit_every must be positive, got {batch_size}, {commit_every}")
-    if chunk_tokens is not None and not (0 <= chunk_overlap < chunk_tokens):
-        raise ValueError(f"chunk_overlap (--chunk-overlap) must be >= 0 and smaller than chunk_tokens "
-                         f"(--chunk-tokens), got {chunk_overlap} and {chunk_tokens}")
+    check_chunking(chunk_tokens, chunk_overlap)
     started = time.perf_counter()
     src = open_source(source)
     root = Path(store_path)

@@ -47,7 +47,7 @@ from qwen3_rag.distributed.shards import (
     shard_table,
     write_shard_manifest,
 )
-from qwen3_rag.indexing import chunk_document, document_of
+from qwen3_rag.indexing import check_chunking, chunk_document, document_of
 from qwen3_rag.sources import BadInputError
 
 logger = logging.getLogger("qwen3_rag")
@@ -287,9 +287,7 @@ def embed_to_shards(
 
     if batch_size < 1 or max_retries < 0:
         raise ValueError(f"batch_size must be positive and max_retries >= 0, got {batch_size}, {max_retries}")
-    if chunk_tokens is not None and not (0 <= chunk_overlap < chunk_tokens):
-        raise ValueError(f"chunk_overlap (--chunk-overlap) must be >= 0 and smaller than chunk_tokens "
-                         f"(--chunk-tokens), got {chunk_overlap} and {chunk_tokens}")
+    check_chunking(chunk_tokens, chunk_overlap)
     fmt, paths = input_files(source, input_format)
     fs, root = filesystem(shards_dir)
     if fs.get_file_info(f"{root}/{SHARD_MANIFEST}").is_file and not overwrite:
