@@ -74,6 +74,10 @@ def main() -> int:
     ap.add_argument("--synthetic-store", action="store_true",
                     help="serve step: build the store from random unit vectors (search cost depends on "
                          "the index size, not on what the vectors mean)")
+    ap.add_argument("--reuse-store", action="store_true",
+                    help="serve step: keep a synthetic store built by an earlier run in --workdir")
+    ap.add_argument("--serve-env", action="append", default=[], help="KEY=VALUE for the serve process")
+    ap.add_argument("--tag", default="", help="suffix of the result file (e2e-STEP-TAG.json)")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--port", type=int, default=8765)
@@ -91,7 +95,7 @@ def main() -> int:
                 f.write(json.dumps({"id": f"d{i}", "text": t, "topic": TOPICS[i % len(TOPICS)]}) + "\n")
         os.replace(corpus + ".tmp", corpus)
     store = os.path.join(args.workdir, f"store-{args.n}")
-    result: dict = {"n": args.n, "index_env": args.index_env}
+    result: dict = {"n": args.n, "index_env": args.index_env, "serve_env": args.serve_env}
 
     if args.step != "serve":
         rc = index_step(args, result, corpus, store, emb)
@@ -107,7 +111,7 @@ def main() -> int:
 
 def save(args: argparse.Namespace, result: dict) -> None:
     print(json.dumps({k: v for k, v in result.items() if k != "rss_gib_samples"}, indent=1), flush=True)
-    path = os.path.join(args.out, f"e2e-{args.step}.json")
+    path = os.path.join(args.out, f"e2e-{args.step}{'-' + args.tag if args.tag else ''}.json")
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
 
@@ -119,6 +123,11 @@ def synthetic_store(args: argparse.Namespace, result: dict, emb: str) -> str:
     from qwen3_rag import FaissStore
 
     path = os.path.join(args.workdir, f"synthetic-{args.n}")
+    if args.reuse_store and os.path.exists(path + ".built"):
+        print("synthetic store: reusing", path, flush=True)
+        return path
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path + ".built")
     shutil.rmtree(path, ignore_errors=True)
     t0 = time.perf_counter()
     dim = 1024 if args.size != "tiny" else 64
@@ -133,6 +142,7 @@ def synthetic_store(args: argparse.Namespace, result: dict, emb: str) -> str:
         part = docs[start : start + len(v)]
         store.add(part, v, ids=[f"d{start + i}" for i in range(len(v))])
     store.save(path)
+    open(path + ".built", "w").close()
     result["synthetic_store"] = {"n": len(store), "index": store.index_kind,
                                  "build_s": round(time.perf_counter() - t0, 1)}
     print("synthetic store:", result["synthetic_store"], flush=True)
@@ -220,15 +230,15 @@ def serve_step(args: argparse.Namespace, result: dict, store: str, emb: str, rr:
     t0 = time.perf_counter()
     srv = subprocess.Popen(
         cmd,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=open(os.path.join(args.out, "serve.log"), "w"),
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **dict(kv.split("=", 1) for kv in args.serve_env)},
+        stdout=open(os.path.join(args.out, f"serve{args.tag}.log"), "w"),
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{args.port}"
     try:
         while True:
             if srv.poll() is not None:
-                print(open(os.path.join(args.out, "serve.log")).read()[-3000:])
+                print(open(os.path.join(args.out, f"serve{args.tag}.log")).read()[-3000:])
                 return 1
             try:
                 with urllib.request.urlopen(base + "/health", timeout=2) as r:

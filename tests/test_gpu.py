@@ -56,8 +56,9 @@ def test_vllm_matches_hf_fp32(checkpoints):
 def _compare(emb_path, rr_path):
     from qwen3_rag import Qwen3Embedder, Qwen3Reranker
 
-    ref_emb = Qwen3Embedder(emb_path, backend="hf", device="cuda", dtype="float32", max_length=512)
-    ref_rr = Qwen3Reranker(rr_path, backend="hf", device="cuda", dtype="float32", max_length=512)
+    ref = {"backend": "hf", "device": "cuda", "dtype": "float32", "max_length": 512, "cuda_graphs": False}
+    ref_emb = Qwen3Embedder(emb_path, **ref)
+    ref_rr = Qwen3Reranker(rr_path, **ref)
     ref_d, ref_q = ref_emb.embed_documents(DOCS), ref_emb.embed_queries(QUERIES)
     pairs = [(q, d) for q in QUERIES for d in DOCS]
     ref_s = ref_rr.score_pairs(pairs)
@@ -78,3 +79,59 @@ def _compare(emb_path, rr_path):
     assert cos_d.min() >= 0.999 and cos_q.min() >= 0.999
     assert delta.max() <= 5e-3
     assert emb.embed_documents([]).shape == (0, emb.dimension)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_hf_cuda_graphs_match_eager(checkpoints, dtype):
+    """The hf backend's CUDA graphs (padded buckets, 4-D mask built in the graph) against its
+    eager path on the same GPU and dtype."""
+    from qwen3_rag import Qwen3Embedder, Qwen3Reranker
+    from qwen3_rag.engine import shutdown_engines
+
+    emb_path, rr_path = checkpoints
+    common = {"backend": "hf", "device": "cuda", "dtype": dtype, "max_length": 512}
+    pairs = [(q, d) for q in QUERIES for d in DOCS]
+    outputs = lambda e, r: (e.embed_documents(DOCS), e.embed_queries(QUERIES), r.score_pairs(pairs))  # noqa: E731
+    try:
+        eager_e = Qwen3Embedder(emb_path, cuda_graphs=False, **common)
+        eager_r = Qwen3Reranker(rr_path, cuda_graphs=False, **common)
+        ref_d, ref_q, ref_s = outputs(eager_e, eager_r)
+        graph_e = Qwen3Embedder(emb_path, graph_max_tokens=4096, **common)
+        graph_r = Qwen3Reranker(rr_path, graph_max_tokens=4096, **common)
+        assert graph_e.engine.graphs is not None and len(graph_e.engine.graphs.graphs) > 20
+        got_d, got_q, got_s = outputs(graph_e, graph_r)
+        for _ in range(3):  # replays give the same result, whatever ran in between
+            np.testing.assert_array_equal(graph_e.embed_queries(QUERIES), got_q)
+            graph_e.embed_documents(DOCS[:2])
+        cos = min((got_d * ref_d).sum(1).min(), (got_q * ref_q).sum(1).min())
+        delta = np.abs(got_s - ref_s).max()
+        print(f"\nGRAPHS {dtype} {emb_path}: min cos {cos:.6f}; max |dscore| {delta:.6f}")
+        assert cos >= (0.99999 if dtype == "float32" else 0.999)
+        assert delta <= (1e-4 if dtype == "float32" else 2e-2)
+    finally:
+        shutdown_engines()
+
+
+def test_vllm_fast_path_matches_vllm(checkpoints):
+    """``fast_path_tokens``: small calls take the CUDA-graph copy, and agree with vLLM itself."""
+    from qwen3_rag import Qwen3Embedder, Qwen3Reranker
+    from qwen3_rag.engine import shutdown_engines
+    from qwen3_rag.engine.routed import RoutedEmbeddingEngine, RoutedRerankEngine
+
+    emb_path, rr_path = checkpoints
+    try:
+        emb = Qwen3Embedder(emb_path, backend="vllm", max_length=512, fast_path_tokens=4096, **VLLM_OPTS)
+        rr = Qwen3Reranker(rr_path, backend="vllm", max_length=512, fast_path_tokens=4096, **VLLM_OPTS)
+        assert isinstance(emb.engine, RoutedEmbeddingEngine) and isinstance(rr.engine, RoutedRerankEngine)
+        ids = emb.formatter.queries(QUERIES, emb.query_instruction) + emb.formatter.documents(DOCS)
+        prompts = rr.formatter.pairs([(q, d) for q in QUERIES for d in DOCS], rr.instruction)
+        assert emb.engine.fast.graphs.fits(ids) and rr.engine.fast.graphs.fits(prompts)
+        cos = (emb.engine.embed(ids) * emb.engine.bulk.embed(ids)).sum(1).min()
+        delta = np.abs(rr.engine.score(prompts) - rr.engine.bulk.score(prompts)).max()
+        print(f"\nFAST PATH {emb_path}: min cos {cos:.6f}; max |dscore| {delta:.6f}")
+        assert cos >= 0.999 and delta <= 2e-2
+        big = emb.formatter.documents(DOCS * 30)  # 180 rows: more than a bucket holds, so vLLM
+        assert not emb.engine.fast.graphs.fits(big)
+        assert emb.engine.embed(big).shape == (180, emb.dimension)
+    finally:
+        shutdown_engines()

@@ -117,14 +117,19 @@ def test_cli_search_with_the_remote_backend_matches_hf(store_dir, tiny_embedding
     assert res.returncode == 2 and "needs --base-url" in res.stderr
 
 
-def test_serve_runs_a_vllm_reranker_in_process_unless_configured(tmp_path, monkeypatch):
+def test_serve_engine_defaults_on_vllm_unless_configured(tmp_path, monkeypatch):
     import argparse
 
-    from qwen3_rag.service.cli import reranker_defaults
+    from qwen3_rag.service.cli import FAST_PATH_TOKENS, engine_defaults
 
     monkeypatch.delenv("QWEN3_RAG_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)  # no ./qwen3-rag.toml
-    assert reranker_defaults(argparse.Namespace(backend="vllm")) == {"multiprocessing": "off"}
-    assert reranker_defaults(argparse.Namespace(backend="hf")) == {}
-    (tmp_path / "qwen3-rag.toml").write_text('[reranker]\nmultiprocessing = "spawn"\n')
-    assert reranker_defaults(argparse.Namespace(backend="vllm")) == {}
+    vllm, hf = argparse.Namespace(backend="vllm"), argparse.Namespace(backend="hf")
+    fast = {"fast_path_tokens": FAST_PATH_TOKENS}
+    assert engine_defaults(vllm, "reranker") == {"multiprocessing": "off", **fast}
+    assert engine_defaults(vllm, "embedding") == {"fast_path_tokens": FAST_PATH_TOKENS}
+    assert engine_defaults(hf, "reranker") == engine_defaults(hf, "embedding") == {}
+    (tmp_path / "qwen3-rag.toml").write_text('[reranker]\nmultiprocessing = "spawn"\n'
+                                             '[embedding]\nfast_path_tokens = 0\n')
+    assert engine_defaults(vllm, "reranker") == {"fast_path_tokens": FAST_PATH_TOKENS}
+    assert engine_defaults(vllm, "embedding") == {}

@@ -82,20 +82,24 @@ def common_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kw
 
 
-def make_embedder(args: argparse.Namespace, model: str | None = None, dimension: int | None = None) -> Any:
-    """A ``Qwen3Embedder`` from the options; ``dimension`` (a store's) is matched when smaller."""
+def make_embedder(args: argparse.Namespace, model: str | None = None, dimension: int | None = None,
+                  **options: Any) -> Any:
+    """A ``Qwen3Embedder`` from the options; ``dimension`` (a store's) is matched when smaller.
+
+    ``options``: engine defaults the flags override."""
     from qwen3_rag import Qwen3Embedder
 
     name = args.model or model  # None: the configured model (qwen3_rag.config)
-    emb = Qwen3Embedder(name, dimensions=args.dimensions, **common_kwargs(args))
+    kw = {**options, **common_kwargs(args)}
+    emb = Qwen3Embedder(name, dimensions=args.dimensions, **kw)
     if args.dimensions is None and dimension is not None and dimension < emb.dimension:
-        emb = Qwen3Embedder(name, dimensions=dimension, **common_kwargs(args))
+        emb = Qwen3Embedder(name, dimensions=dimension, **kw)
     return emb
 
 
-def open_store(args: argparse.Namespace) -> tuple[Any, Any]:
+def open_store(args: argparse.Namespace, **options: Any) -> tuple[Any, Any]:
     """``(store, embedder)`` for ``args.store``, embedding with the model the store records
-    (``--model`` overrides it) at the store's dimension."""
+    (``--model`` overrides it) at the store's dimension; ``options`` as for :func:`make_embedder`."""
     from qwen3_rag.cli import CLIError
     from qwen3_rag.store import FaissStore, read_manifest
 
@@ -103,7 +107,7 @@ def open_store(args: argparse.Namespace) -> tuple[Any, Any]:
     recorded = manifest.get("embedder") or {}
     if not (args.model or recorded.get("model")):
         raise CLIError(f"{args.store} does not record its embedding model; pass --model")
-    embedder = make_embedder(args, model=recorded.get("model"), dimension=manifest["dimension"])
+    embedder = make_embedder(args, model=recorded.get("model"), dimension=manifest["dimension"], **options)
     return FaissStore.load(args.store, embedder), embedder
 
 

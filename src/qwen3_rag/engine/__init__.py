@@ -85,6 +85,9 @@ def get_engine(
 
 def _load(config: EngineConfig, options: dict[str, Any], yes_id: int | None, no_id: int | None) -> Engine:
     logger.info("qwen3_rag: loading %s engine %s on %s", config.kind, config.model, config.backend)
+    if options.get("fast_path_tokens"):
+        return _load_routed(config, options, yes_id, no_id)
+    options = {k: v for k, v in options.items() if k != "fast_path_tokens"}
     if int(options.get("data_parallel_size", 1)) * int(options.get("engines_per_gpu", 1)) > 1:
         from qwen3_rag.engine.pool import PoolEmbeddingEngine, PoolRerankEngine
 
@@ -112,6 +115,29 @@ def _load(config: EngineConfig, options: dict[str, Any], yes_id: int | None, no_
             return RemoteEmbeddingEngine(config, options)
         return RemoteRerankEngine(config, options)
     raise ValueError(f"unknown backend {config.backend!r}")
+
+
+def _load_routed(config: EngineConfig, options: dict[str, Any], yes_id: int | None,
+                 no_id: int | None) -> Engine:
+    """vLLM for large calls plus a CUDA-graph transformers copy for small ones (:mod:`.routed`)."""
+    from qwen3_rag.engine.hf import HFEmbeddingEngine, HFRerankEngine
+    from qwen3_rag.engine.routed import RoutedEmbeddingEngine, RoutedRerankEngine, fast_options
+
+    if config.backend != "vllm":
+        raise ValueError(f"fast_path_tokens is a vllm backend option (got backend {config.backend!r}); "
+                         "the hf backend replays CUDA graphs itself (cuda_graphs, graph_max_tokens)")
+    fopts = fast_options(options, options["fast_path_tokens"])
+    bulk = _load(config, {k: v for k, v in options.items() if k != "fast_path_tokens"}, yes_id, no_id)
+    fast_config = EngineConfig(config.kind, config.model, "hf", config.max_length, freeze_options(fopts))
+    try:
+        if config.kind == "embedding":
+            return RoutedEmbeddingEngine(config, options, bulk, HFEmbeddingEngine(fast_config, fopts))
+        assert yes_id is not None and no_id is not None
+        return RoutedRerankEngine(config, options, bulk, HFRerankEngine(fast_config, fopts, yes_id=yes_id,
+                                                                        no_id=no_id))
+    except BaseException:
+        bulk.close()
+        raise
 
 
 def loaded_engines() -> list[Engine]:

@@ -6,7 +6,12 @@ bfloat16 on GPU (override with ``dtype``).
 
 Options: ``device`` ("cpu", "cuda", "cuda:1"; default cuda when available), ``dtype``
 ("float32", "bfloat16", "float16"), ``max_batch_size`` (default 32), ``max_batch_tokens``
-(default 16384), ``attn_implementation``, ``trust_remote_code``.
+(default 16384), ``attn_implementation``, ``trust_remote_code``, ``cuda_graphs`` (default: on
+for a CUDA device), ``graph_max_tokens`` (default 8192).
+
+On a CUDA device, batches of at most ``graph_max_tokens`` padded tokens replay CUDA graphs
+captured at load time (:mod:`qwen3_rag.engine.cuda_graphs`): a query or 20 reranker prompts
+then cost about their kernels' time instead of ~1,500 kernel launches from Python.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from qwen3_rag.engine.base import EmbeddingEngine, EngineConfig, RerankEngine, l2_normalize
+from qwen3_rag.engine.cuda_graphs import GraphRunner, attention_inputs, left_pad
 
 _KNOWN = {
     "device",
@@ -26,6 +32,8 @@ _KNOWN = {
     "attn_implementation",
     "trust_remote_code",
     "tokenizer",
+    "cuda_graphs",
+    "graph_max_tokens",
 }
 
 
@@ -92,22 +100,60 @@ class _HFEngineMixin:
         self.max_batch_tokens = int(self.options.get("max_batch_tokens", 16384))
         pad = getattr(self.model.config, "pad_token_id", None)
         self.pad_id = 0 if pad is None else int(pad)
+        self.graphs: GraphRunner | None = None
+
+    def _setup_graphs(self) -> None:
+        """Capture the CUDA graphs (after the subclass has set what its forward needs)."""
+        wanted = self.options.get("cuda_graphs")
+        if wanted is None:
+            wanted = self.device.type == "cuda"
+        if not wanted:
+            return
+        if self.device.type != "cuda":
+            raise ValueError(f"cuda_graphs=True needs a CUDA device, got device={str(self.device)!r}")
+        attn = getattr(self.model.config, "_attn_implementation", "sdpa")
+        if attn not in ("sdpa", "eager"):
+            raise ValueError(f"cuda_graphs needs attn_implementation 'sdpa' or 'eager', got {attn!r}")
+        self._mask_dtype = None if attn == "sdpa" else self.dtype
+        self.graphs = GraphRunner(self._graph_forward, self.device, pad_id=self.pad_id,
+                                  max_tokens=int(self.options.get("graph_max_tokens", 8192)),
+                                  max_rows=self.max_batch_size)
+
+    def _graph_inputs(self, mask: Any) -> tuple[Any, Any]:
+        return attention_inputs(mask, getattr(self, "_mask_dtype", None))
+
+    def _graph_forward(self, ids: Any, mask: Any) -> Any:
+        raise NotImplementedError
+
+    def _eager_forward(self, ids: Any, mask: Any, pos: Any) -> Any:
+        raise NotImplementedError
+
+    def _run(self, token_ids: Sequence[Sequence[int]], width: int) -> np.ndarray:
+        """The forward's rows for every sequence, in input order: each length batch replays a
+        CUDA graph when one holds it, else runs eagerly on its exact padded shape."""
+        torch = _torch()
+        out = np.zeros((len(token_ids), width), dtype=np.float32)
+        with self.lock, torch.inference_mode():
+            lengths = [len(t) for t in token_ids]
+            for idx in length_batches(lengths, self.max_batch_size, self.max_batch_tokens):
+                seqs = [token_ids[i] for i in idx]
+                if self.graphs is not None and self.graphs.fits(seqs):
+                    out[idx] = self.graphs.run(seqs).numpy()
+                else:
+                    ids, mask, pos = self._padded(seqs)
+                    out[idx] = self._eager_forward(ids, mask, pos).cpu().numpy()
+        return out
+
+    def _padded(self, seqs: Sequence[Sequence[int]]) -> tuple[Any, Any, Any]:
+        """(input_ids, attention_mask, position_ids): left-padded tensors on the device."""
+        ids, mask = left_pad(seqs, len(seqs), max(len(s) for s in seqs), pad_id=self.pad_id)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        return ids.to(self.device), mask.to(self.device), pos.to(self.device)
 
     def _batches(self, token_ids: Sequence[Sequence[int]]) -> Iterator[tuple[list[int], Any, Any, Any]]:
         """Yield (indices, input_ids, attention_mask, position_ids) left-padded tensors."""
-        torch = _torch()
         for idx in length_batches([len(t) for t in token_ids], self.max_batch_size, self.max_batch_tokens):
-            longest = max(len(token_ids[i]) for i in idx)
-            ids = torch.full((len(idx), longest), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), longest), dtype=torch.long)
-            for row, i in enumerate(idx):
-                seq = token_ids[i]
-                if len(seq) == 0:
-                    raise ValueError("empty token sequence")
-                ids[row, longest - len(seq) :] = torch.as_tensor(seq, dtype=torch.long)
-                mask[row, longest - len(seq) :] = 1
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            yield idx, ids.to(self.device), mask.to(self.device), pos.to(self.device)
+            yield (idx, *self._padded([token_ids[i] for i in idx]))
 
 
 class HFEmbeddingEngine(_HFEngineMixin, EmbeddingEngine):
@@ -119,18 +165,22 @@ class HFEmbeddingEngine(_HFEngineMixin, EmbeddingEngine):
         super().__init__(config, options)
         self._setup("AutoModel")
         self.dimension = int(self.model.config.hidden_size)
+        self._setup_graphs()
+
+    def _eager_forward(self, ids: Any, mask: Any, pos: Any) -> Any:
+        hidden = self.model(input_ids=ids, attention_mask=mask, position_ids=pos).last_hidden_state
+        return hidden[:, -1].float()
+
+    def _graph_forward(self, ids: Any, mask: Any) -> Any:
+        mask_4d, pos = self._graph_inputs(mask)
+        return self._eager_forward(ids, mask_4d, pos)
 
     def embed(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
-        torch = _torch()
-        out = np.zeros((len(token_ids), self.dimension), dtype=np.float32)
-        with self.lock, torch.inference_mode():
-            for idx, ids, mask, pos in self._batches(token_ids):
-                hidden = self.model(input_ids=ids, attention_mask=mask, position_ids=pos).last_hidden_state
-                out[idx] = hidden[:, -1].float().cpu().numpy()
-        return l2_normalize(out)
+        return l2_normalize(self._run(token_ids, self.dimension))
 
     def close(self) -> None:
         self.model = None
+        self.graphs = None
         super().close()
 
 
@@ -143,21 +193,23 @@ class HFRerankEngine(_HFEngineMixin, RerankEngine):
         super().__init__(config, options)
         self._setup("AutoModelForCausalLM")
         self.yes_id, self.no_id = yes_id, no_id
+        self._setup_graphs()
+
+    def _eager_forward(self, ids: Any, mask: Any, pos: Any) -> Any:
+        torch = _torch()
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1)
+        logits = out.logits[:, -1]
+        pair = torch.stack([logits[:, self.no_id], logits[:, self.yes_id]], dim=1).float()
+        return torch.softmax(pair, dim=1)[:, 1:]
+
+    def _graph_forward(self, ids: Any, mask: Any) -> Any:
+        mask_4d, pos = self._graph_inputs(mask)
+        return self._eager_forward(ids, mask_4d, pos)
 
     def score(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
-        torch = _torch()
-        out = np.zeros(len(token_ids), dtype=np.float32)
-        with self.lock, torch.inference_mode():
-            for idx, ids, mask, pos in self._batches(token_ids):
-                logits = (
-                    self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1)
-                    .logits[:, -1, :]
-                    .float()
-                )
-                pair = torch.stack([logits[:, self.no_id], logits[:, self.yes_id]], dim=1)
-                out[idx] = torch.softmax(pair, dim=1)[:, 1].cpu().numpy()
-        return out
+        return self._run(token_ids, 1)[:, 0].copy()
 
     def close(self) -> None:
         self.model = None
+        self.graphs = None
         super().close()

@@ -57,23 +57,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser, reranker=True)
 
 
-def reranker_defaults(args: argparse.Namespace) -> dict[str, Any]:
-    """Engine options ``serve`` gives its reranker unless configured otherwise.
+#: calls of at most this many padded tokens take the CUDA-graph fast path (vLLM backend)
+FAST_PATH_TOKENS = 8192
 
-    On vLLM the reranker's engine core runs in the service's process (``multiprocessing="off"``):
-    a search sends it 20+ prompts at once, and a spawned engine core costs a message per prompt
-    each way (on an H200 one call of 32 prompts took 28.8 ms spawned against 12-15.5 ms
-    in-process; docs/benchmarks.md, runs 8-10). The embedder stays spawned: two in-process
-    vLLM engines in one process would clash.
+
+def engine_defaults(args: argparse.Namespace, kind: str) -> dict[str, Any]:
+    """Engine options ``serve`` gives its ``kind`` model ("embedding" or "reranker") unless
+    configured otherwise (a ``[embedding]``/``[reranker]`` table or ``QWEN3_RAG_*``).
+
+    On vLLM:
+
+    - ``fast_path_tokens``: calls of up to 8192 padded tokens (a query; the candidates of a
+      search or two) replay CUDA graphs of a transformers copy of the model
+      (:mod:`qwen3_rag.engine.routed`); larger ones (many requests micro-batched) go to vLLM.
+      Set ``fast_path_tokens = 0`` to send everything to vLLM.
+    - the reranker's engine core runs in the service's process (``multiprocessing="off"``): a
+      large call sends it hundreds of prompts, and a spawned engine core costs a message per
+      prompt each way (on an H200 one call of 32 prompts took 28.8 ms spawned against
+      12-15.5 ms in-process; docs/benchmarks.md, runs 8-10). The embedder stays spawned: two
+      in-process vLLM engines in one process would clash.
     """
     from qwen3_rag.config import get_settings
     from qwen3_rag.engine import resolve_backend
 
     settings = get_settings()
     backend = resolve_backend(args.backend or settings.backend)
-    if backend != "vllm" or "multiprocessing" in settings.engine_options("reranker", backend):
+    if backend != "vllm":
         return {}
-    return {"multiprocessing": "off"}
+    wanted: dict[str, Any] = {"fast_path_tokens": FAST_PATH_TOKENS}
+    if kind == "reranker":
+        wanted["multiprocessing"] = "off"
+    configured = settings.engine_options(kind, backend)
+    return {k: v for k, v in wanted.items() if k not in configured}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,10 +111,10 @@ def run(args: argparse.Namespace) -> int:
                                                   ("batch_wait_ms", args.batch_wait_ms)) if v is not None})
     store = None
     if args.store:
-        store, embedder = open_store(args)
+        store, embedder = open_store(args, **engine_defaults(args, "embedding"))
     else:
-        embedder = make_embedder(args)
-    reranker = None if args.no_reranker else make_reranker(args, **reranker_defaults(args))
+        embedder = make_embedder(args, **engine_defaults(args, "embedding"))
+    reranker = None if args.no_reranker else make_reranker(args, **engine_defaults(args, "reranker"))
     serve(embedder, reranker, store, host=args.host, port=args.port, api_key=args.api_key,
           log_level=args.log_level, limits=limits)
     return 0
