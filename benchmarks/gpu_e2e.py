@@ -13,6 +13,7 @@ the CLI exactly as a user runs it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil

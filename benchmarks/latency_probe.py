@@ -99,7 +99,9 @@ def main() -> int:
         t0 = time.perf_counter()
         model = cls(resolve_model(f"random:{args.model_size}", kind, work), backend=args.backend, **options)
         models.append(model)
-        print(f"{kind} up in {time.perf_counter() - t0:.1f} s", flush=True)
+        graphs = getattr(getattr(model.engine, "fast", model.engine), "graphs", None)
+        note = f" ({len(graphs.graphs)} CUDA graphs captured in {graphs.capture_s:.1f} s)" if graphs else ""
+        print(f"{kind} up in {time.perf_counter() - t0:.1f} s{note}", flush=True)
         return model
 
     def cycling(inputs: list[Any], call: Callable[[Any], Any]) -> Callable[[], Any]:

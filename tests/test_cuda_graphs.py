@@ -131,5 +131,5 @@ def test_fast_path_tokens_is_checked(tiny_embedding):
     with pytest.raises(ValueError, match="at least 16"):
         fast_options({}, 8)
     assert fast_options({"dtype": "float16", "trust_remote_code": True}, 64) == {
-        "device": "cuda", "cuda_graphs": True, "graph_max_tokens": 64, "max_batch_size": 64,
-        "dtype": "float16", "trust_remote_code": True}
+        "device": "cuda", "cuda_graphs": True, "graph_max_tokens": 64, "max_batch_size": 32,
+        "torch_compile": True, "dtype": "float16", "trust_remote_code": True}

@@ -86,6 +86,9 @@ class GraphRunner:
         max_rows: most rows in a bucket.
         capture: capture every bucket at construction (CUDA only); ``False`` runs the same padded
             computation eagerly (what the CPU tests check).
+        compile: compile ``forward`` with ``torch.compile(dynamic=True)`` first (one compilation
+            for all buckets). Inductor fuses the norms, rotary embedding and activation into a
+            few kernels, so a replay launches ~10 kernels per layer instead of ~50.
     """
 
     def __init__(
@@ -97,12 +100,18 @@ class GraphRunner:
         max_tokens: int = 8192,
         max_rows: int = 64,
         capture: bool = True,
+        compile: bool = False,
     ):
         if max_tokens < BUCKET_LENGTHS[0]:
             raise ValueError(f"max_tokens must be at least {BUCKET_LENGTHS[0]}, got {max_tokens}")
         if max_rows < 1:
             raise ValueError(f"max_rows must be at least 1, got {max_rows}")
+        if compile:
+            import torch
+
+            forward = torch.compile(forward, dynamic=True)
         self.forward = forward
+        self.capture_s = 0.0
         self.device = device
         self.pad_id = pad_id
         self.max_tokens = max_tokens
@@ -153,8 +162,9 @@ class GraphRunner:
                     out = self.forward(ids, mask)
                 self.graphs[(rows, length)] = (graph, ids, mask, out)
         torch.cuda.synchronize(self.device)
+        self.capture_s = time.perf_counter() - t0
         logger.info("qwen3_rag: captured %d CUDA graphs (up to %d tokens) in %.1f s",
-                    len(self.graphs), self.max_tokens, time.perf_counter() - t0)
+                    len(self.graphs), self.max_tokens, self.capture_s)
 
     def run(self, token_ids: Sequence[Sequence[int]]) -> Any:
         """The forward's rows for ``token_ids`` (one bucket must hold them: see :meth:`fits`),

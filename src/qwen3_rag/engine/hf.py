@@ -7,7 +7,8 @@ bfloat16 on GPU (override with ``dtype``).
 Options: ``device`` ("cpu", "cuda", "cuda:1"; default cuda when available), ``dtype``
 ("float32", "bfloat16", "float16"), ``max_batch_size`` (default 32), ``max_batch_tokens``
 (default 16384), ``attn_implementation``, ``trust_remote_code``, ``cuda_graphs`` (default: on
-for a CUDA device), ``graph_max_tokens`` (default 8192).
+for a CUDA device), ``graph_max_tokens`` (default 8192), ``torch_compile`` (compile the graphed
+forward first: fewer, fused kernels; default off, since compiling takes a minute or so).
 
 On a CUDA device, batches of at most ``graph_max_tokens`` padded tokens replay CUDA graphs
 captured at load time (:mod:`qwen3_rag.engine.cuda_graphs`): a query or 20 reranker prompts
@@ -34,6 +35,7 @@ _KNOWN = {
     "tokenizer",
     "cuda_graphs",
     "graph_max_tokens",
+    "torch_compile",
 }
 
 
@@ -117,7 +119,8 @@ class _HFEngineMixin:
         self._mask_dtype = None if attn == "sdpa" else self.dtype
         self.graphs = GraphRunner(self._graph_forward, self.device, pad_id=self.pad_id,
                                   max_tokens=int(self.options.get("graph_max_tokens", 8192)),
-                                  max_rows=self.max_batch_size)
+                                  max_rows=self.max_batch_size,
+                                  compile=bool(self.options.get("torch_compile", False)))
 
     def _graph_inputs(self, mask: Any) -> tuple[Any, Any]:
         return attention_inputs(mask, getattr(self, "_mask_dtype", None))
