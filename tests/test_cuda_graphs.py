@@ -36,9 +36,10 @@ def test_buckets_are_the_smallest_that_fit():
     runner = GraphRunner(lambda i, m: i, torch.device("cpu"), pad_id=0, max_tokens=4096, max_rows=32,
                          capture=False)
     assert runner.bucket(1, 1) == (1, 16)
-    assert runner.bucket(20, 130) == (24, 160)
+    assert runner.bucket(20, 130) == (20, 144)
+    assert runner.bucket(9, 200) == (12, 224)
     assert runner.bucket(33, 10) is None  # more rows than max_rows
-    assert runner.bucket(32, 200) is None  # 32 x 256 > 4096 tokens
+    assert runner.bucket(32, 200) is None  # 32 x 224 > 4096 tokens
     assert runner.max_length == 2048
     assert runner.fits([[1] * 100] * 20) and not runner.fits([[1] * 3000]) and not runner.fits([])
     with pytest.raises(ValueError, match="do not fit"):
@@ -67,7 +68,7 @@ def test_padded_bucket_forward_matches_the_engines(tiny_embedding, tiny_reranker
         eng._mask_dtype = None if attn == "sdpa" else eng.dtype
         runner = GraphRunner(eng._graph_forward, eng.device, pad_id=eng.pad_id, max_tokens=4096,
                              capture=False)
-        for n, lo, hi in ((1, 3, 4), (5, 1, 40), (20, 60, 130)):  # buckets (1,16), (8,48), (24,160)
+        for n, lo, hi in ((1, 3, 4), (5, 1, 40), (20, 60, 130)):  # buckets (1,16), (6,48), (20,144)
             seqs = _seqs(rng, n, lo, hi)
             assert runner.fits(seqs)
             got = runner.run(seqs).numpy()
@@ -132,4 +133,4 @@ def test_fast_path_tokens_is_checked(tiny_embedding):
         fast_options({}, 8)
     assert fast_options({"dtype": "float16", "trust_remote_code": True}, 64) == {
         "device": "cuda", "cuda_graphs": True, "graph_max_tokens": 64, "max_batch_size": 32,
-        "torch_compile": True, "dtype": "float16", "trust_remote_code": True}
+        "dtype": "float16", "trust_remote_code": True}

@@ -34,9 +34,9 @@ from typing import Any
 logger = logging.getLogger("qwen3_rag")
 
 #: row counts of the buckets (a batch is padded up to the next one)
-BUCKET_ROWS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128)
-#: lengths of the buckets, in tokens
-BUCKET_LENGTHS = (16, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 512, 768, 1024, 1536, 2048)
+BUCKET_ROWS = (1, 2, 4, 6, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 96, 128)
+#: lengths of the buckets, in tokens: steps of 16 up to 192 (a query, a reranker prompt), then coarser
+BUCKET_LENGTHS = (*range(16, 193, 16), 224, 256, 320, 384, 448, 512, 640, 768, 1024, 1536, 2048)
 
 
 def attention_inputs(mask: Any, float_dtype: Any = None) -> tuple[Any, Any]:

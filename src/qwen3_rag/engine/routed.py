@@ -41,7 +41,7 @@ def fast_options(options: dict[str, Any], fast_path_tokens: Any) -> dict[str, An
     if tokens < 16:
         raise ValueError(f"fast_path_tokens must be at least 16 (or 0: off), got {tokens}")
     opts: dict[str, Any] = {"device": "cuda", "cuda_graphs": True, "graph_max_tokens": tokens,
-                            "max_batch_size": 32, "torch_compile": True}
+                            "max_batch_size": 32}
     opts.update({k: options[k] for k in SHARED_OPTIONS if k in options})
     if opts.get("dtype") in (None, "auto"):
         opts["dtype"] = "bfloat16"
