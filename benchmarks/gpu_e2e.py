@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -85,6 +86,8 @@ def main() -> int:
     ap.add_argument("--backend", default="vllm")
     ap.add_argument("--size", default="0.6B", help="random checkpoint size (tiny for a CPU dry run)")
     args = ap.parse_args()
+    # a timeout's SIGTERM unwinds through serve_step's finally, which stops the server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.workdir, exist_ok=True)
     emb = resolve_model(f"random:{args.size}", "embedding", args.workdir)

@@ -154,7 +154,7 @@ class GraphRunner:
                 side = torch.cuda.Stream(self.device)
                 side.wait_stream(torch.cuda.current_stream(self.device))
                 with torch.cuda.stream(side):
-                    for _ in range(2):  # warm-up: lazy initialisation, cuBLAS workspaces
+                    for _ in range(1):  # warm-up: lazy initialisation, cuBLAS workspaces
                         self.forward(ids, mask)
                 torch.cuda.current_stream(self.device).wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
