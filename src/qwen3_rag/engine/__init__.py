@@ -85,9 +85,10 @@ def get_engine(
 
 def _load(config: EngineConfig, options: dict[str, Any], yes_id: int | None, no_id: int | None) -> Engine:
     logger.info("qwen3_rag: loading %s engine %s on %s", config.kind, config.model, config.backend)
-    if options.get("fast_path_tokens"):
-        return _load_routed(config, options, yes_id, no_id)
-    options = {k: v for k, v in options.items() if k != "fast_path_tokens"}
+    options = dict(options)
+    fast_path_tokens = options.pop("fast_path_tokens", None)
+    if fast_path_tokens:
+        return _load_routed(config, options, fast_path_tokens, yes_id, no_id)
     if int(options.get("data_parallel_size", 1)) * int(options.get("engines_per_gpu", 1)) > 1:
         from qwen3_rag.engine.pool import PoolEmbeddingEngine, PoolRerankEngine
 
@@ -117,7 +118,7 @@ def _load(config: EngineConfig, options: dict[str, Any], yes_id: int | None, no_
     raise ValueError(f"unknown backend {config.backend!r}")
 
 
-def _load_routed(config: EngineConfig, options: dict[str, Any], yes_id: int | None,
+def _load_routed(config: EngineConfig, options: dict[str, Any], fast_path_tokens: Any, yes_id: int | None,
                  no_id: int | None) -> Engine:
     """vLLM for large calls plus a CUDA-graph transformers copy for small ones (:mod:`.routed`)."""
     from qwen3_rag.engine.hf import HFEmbeddingEngine, HFRerankEngine
@@ -126,8 +127,8 @@ def _load_routed(config: EngineConfig, options: dict[str, Any], yes_id: int | No
     if config.backend != "vllm":
         raise ValueError(f"fast_path_tokens is a vllm backend option (got backend {config.backend!r}); "
                          "the hf backend replays CUDA graphs itself (cuda_graphs, graph_max_tokens)")
-    fopts = fast_options(options, options["fast_path_tokens"])
-    bulk = _load(config, {k: v for k, v in options.items() if k != "fast_path_tokens"}, yes_id, no_id)
+    fopts = fast_options(options, fast_path_tokens)
+    bulk = _load(config, options, yes_id, no_id)
     fast_config = EngineConfig(config.kind, config.model, "hf", config.max_length, freeze_options(fopts))
     try:
         if config.kind == "embedding":

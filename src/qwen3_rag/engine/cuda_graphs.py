@@ -52,11 +52,15 @@ def attention_inputs(mask: Any, float_dtype: Any = None) -> tuple[Any, Any]:
     causal = torch.ones((n, n), dtype=torch.bool, device=mask.device).tril()
     allowed = causal[None, None] & mask.bool()[:, None, None, :]
     allowed = allowed | ~allowed.any(-1, keepdim=True)  # rows with no key attend everywhere
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
     if float_dtype is None:
-        return allowed, positions
+        return allowed, positions(mask)
     additive = torch.zeros(allowed.shape, dtype=float_dtype, device=mask.device)
-    return additive.masked_fill(~allowed, torch.finfo(float_dtype).min), positions
+    return additive.masked_fill(~allowed, torch.finfo(float_dtype).min), positions(mask)
+
+
+def positions(mask: Any) -> Any:
+    """Position ids of a left-padded 0/1 ``mask``: 0, 1, ... from each sequence's first token."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
 def left_pad(token_ids: Sequence[Sequence[int]], rows: int, length: int, *, pad_id: int) -> tuple[Any, Any]:
@@ -153,9 +157,8 @@ class GraphRunner:
                 mask = torch.ones((rows, length), dtype=torch.long, device=self.device)
                 side = torch.cuda.Stream(self.device)
                 side.wait_stream(torch.cuda.current_stream(self.device))
-                with torch.cuda.stream(side):
-                    for _ in range(1):  # warm-up: lazy initialisation, cuBLAS workspaces
-                        self.forward(ids, mask)
+                with torch.cuda.stream(side):  # warm-up: lazy initialisation, cuBLAS workspaces
+                    self.forward(ids, mask)
                 torch.cuda.current_stream(self.device).wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(graph, pool=pool):

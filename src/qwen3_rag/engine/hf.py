@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from qwen3_rag.engine.base import EmbeddingEngine, EngineConfig, RerankEngine, l2_normalize
-from qwen3_rag.engine.cuda_graphs import GraphRunner, attention_inputs, left_pad
+from qwen3_rag.engine.cuda_graphs import GraphRunner, attention_inputs, left_pad, positions
 
 _KNOWN = {
     "device",
@@ -103,6 +103,7 @@ class _HFEngineMixin:
         pad = getattr(self.model.config, "pad_token_id", None)
         self.pad_id = 0 if pad is None else int(pad)
         self.graphs: GraphRunner | None = None
+        self._mask_dtype: Any = None  # the graphed forward's mask: boolean (SDPA) or additive
 
     def _setup_graphs(self) -> None:
         """Capture the CUDA graphs (after the subclass has set what its forward needs)."""
@@ -122,11 +123,10 @@ class _HFEngineMixin:
                                   max_rows=self.max_batch_size,
                                   compile=bool(self.options.get("torch_compile", False)))
 
-    def _graph_inputs(self, mask: Any) -> tuple[Any, Any]:
-        return attention_inputs(mask, getattr(self, "_mask_dtype", None))
-
     def _graph_forward(self, ids: Any, mask: Any) -> Any:
-        raise NotImplementedError
+        """The forward a graph captures: positions and the 4-D mask built on the device."""
+        mask_4d, pos = attention_inputs(mask, self._mask_dtype)
+        return self._eager_forward(ids, mask_4d, pos)
 
     def _eager_forward(self, ids: Any, mask: Any, pos: Any) -> Any:
         raise NotImplementedError
@@ -137,8 +137,7 @@ class _HFEngineMixin:
         torch = _torch()
         out = np.zeros((len(token_ids), width), dtype=np.float32)
         with self.lock, torch.inference_mode():
-            lengths = [len(t) for t in token_ids]
-            for idx in length_batches(lengths, self.max_batch_size, self.max_batch_tokens):
+            for idx in self._batches(token_ids):
                 seqs = [token_ids[i] for i in idx]
                 if self.graphs is not None and self.graphs.fits(seqs):
                     out[idx] = self.graphs.run(seqs).numpy()
@@ -150,13 +149,12 @@ class _HFEngineMixin:
     def _padded(self, seqs: Sequence[Sequence[int]]) -> tuple[Any, Any, Any]:
         """(input_ids, attention_mask, position_ids): left-padded tensors on the device."""
         ids, mask = left_pad(seqs, len(seqs), max(len(s) for s in seqs), pad_id=self.pad_id)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        pos = positions(mask)
         return ids.to(self.device), mask.to(self.device), pos.to(self.device)
 
-    def _batches(self, token_ids: Sequence[Sequence[int]]) -> Iterator[tuple[list[int], Any, Any, Any]]:
-        """Yield (indices, input_ids, attention_mask, position_ids) left-padded tensors."""
-        for idx in length_batches([len(t) for t in token_ids], self.max_batch_size, self.max_batch_tokens):
-            yield (idx, *self._padded([token_ids[i] for i in idx]))
+    def _batches(self, token_ids: Sequence[Sequence[int]]) -> Iterator[list[int]]:
+        """The indices of each batch: sorted by length, within ``max_batch_size`` and ``max_batch_tokens``."""
+        return length_batches([len(t) for t in token_ids], self.max_batch_size, self.max_batch_tokens)
 
 
 class HFEmbeddingEngine(_HFEngineMixin, EmbeddingEngine):
@@ -173,10 +171,6 @@ class HFEmbeddingEngine(_HFEngineMixin, EmbeddingEngine):
     def _eager_forward(self, ids: Any, mask: Any, pos: Any) -> Any:
         hidden = self.model(input_ids=ids, attention_mask=mask, position_ids=pos).last_hidden_state
         return hidden[:, -1].float()
-
-    def _graph_forward(self, ids: Any, mask: Any) -> Any:
-        mask_4d, pos = self._graph_inputs(mask)
-        return self._eager_forward(ids, mask_4d, pos)
 
     def embed(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
         return l2_normalize(self._run(token_ids, self.dimension))
@@ -204,10 +198,6 @@ class HFRerankEngine(_HFEngineMixin, RerankEngine):
         logits = out.logits[:, -1]
         pair = torch.stack([logits[:, self.no_id], logits[:, self.yes_id]], dim=1).float()
         return torch.softmax(pair, dim=1)[:, 1:]
-
-    def _graph_forward(self, ids: Any, mask: Any) -> Any:
-        mask_4d, pos = self._graph_inputs(mask)
-        return self._eager_forward(ids, mask_4d, pos)
 
     def score(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
         return self._run(token_ids, 1)[:, 0].copy()

@@ -65,7 +65,6 @@ def _init(routed: Any, config: EngineConfig, options: dict[str, Any], bulk: Engi
     Engine.__init__(routed, config, options)
     routed.bulk, routed.fast = bulk, fast
     routed.preferred_batch_size = bulk.preferred_batch_size
-    routed.inprocess = getattr(bulk, "inprocess", False)
 
 
 class RoutedEmbeddingEngine(_Routed, EmbeddingEngine):
