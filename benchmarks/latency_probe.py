@@ -73,6 +73,7 @@ def main() -> int:
     ap.add_argument("--loop-seconds", type=float, default=0, help="then loop single requests this long")
     ap.add_argument("--marker", help="file created when the loop starts (for py-spy)")
     ap.add_argument("--out", help="write the rows as JSON here")
+    ap.add_argument("--small-only", action="store_true", help="skip the 32-request shapes")
     args = ap.parse_args()
     options = dict(_kv(o) for o in args.option)
     from qwen3_rag import Qwen3Embedder, Qwen3Reranker
@@ -118,7 +119,8 @@ def main() -> int:
         tokenize = cycling(queries, lambda q: fmt.queries([q], instr))
         row("format+tokenize 1 query", len(ones[0][0]), tokenize, args.n)
         row("embed 1 query", len(ones[0][0]), cycling(ones, emb.engine.embed), args.n)
-        row("embed 32 queries", sum(map(len, manys[0])), cycling(manys, emb.engine.embed), args.n // 4)
+        if not args.small_only:
+            row("embed 32 queries", sum(map(len, manys[0])), cycling(manys, emb.engine.embed), args.n // 4)
         singles.append(cycling(ones, emb.engine.embed))
     if args.kind in ("reranker", "both"):
         rr = load(Qwen3Reranker, "reranker")
@@ -133,7 +135,8 @@ def main() -> int:
         tokenize = cycling(list(range(calls)), lambda i: pairs(i, 1))
         row("format+tokenize 20 pairs", sum(map(len, p20s[0])), tokenize, args.n)
         row("score 20 pairs", sum(map(len, p20s[0])), cycling(p20s, rr.engine.score), args.n)
-        row("score 32 x 20 pairs", sum(map(len, p640s[0])), cycling(p640s, rr.engine.score), args.n // 4)
+        if not args.small_only:
+            row("score 32 x 20 pairs", sum(map(len, p640s[0])), cycling(p640s, rr.engine.score), args.n // 4)
         singles.append(cycling(p20s, rr.engine.score))
     print(f"\n{'shape':<28} {'tokens':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'mean ms':>8}"
           + (f" {'GPU ms':>7}" if args.torch_profile else ""))

@@ -131,6 +131,35 @@ def test_fast_path_tokens_is_checked(tiny_embedding):
         fast_options({}, "lots")
     with pytest.raises(ValueError, match="at least 16"):
         fast_options({}, 8)
-    assert fast_options({"dtype": "float16", "trust_remote_code": True}, 64) == {
+    with pytest.raises(ValueError, match="fast_path_compile must be true or false"):
+        fast_options({}, 64, "yes")
+    with pytest.raises(ValueError, match="fast_path_compile needs fast_path_tokens"):
+        get_engine("embedding", tiny_embedding, "hf", max_length=512, options={"fast_path_compile": True})
+    assert fast_options({"dtype": "float16", "trust_remote_code": True}, 64, True) == {
         "device": "cuda", "cuda_graphs": True, "graph_max_tokens": 64, "max_batch_size": 32,
-        "dtype": "float16", "trust_remote_code": True}
+        "torch_compile": True, "dtype": "float16", "trust_remote_code": True}
+
+
+def test_torch_compile_compiles_one_layer_for_every_layer_and_shape(tiny_reranker):
+    """Regional compilation: the decoder layers share one Dynamo graph across layers and shapes,
+    and the compiled engine scores as the eager one does."""
+    from torch._dynamo.utils import counters
+
+    from qwen3_rag.engine.base import EngineConfig
+    from qwen3_rag.engine.hf import HFRerankEngine
+
+    config = EngineConfig("reranker", tiny_reranker, "hf", 512)
+    with pytest.raises(ValueError, match="torch_compile must be true or false"):
+        HFRerankEngine(config, {"device": "cpu", "torch_compile": "fast"}, yes_id=9693, no_id=2152)
+    eager = HFRerankEngine(config, {"device": "cpu"}, yes_id=9693, no_id=2152)
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = HFRerankEngine(config, {"device": "cpu", "torch_compile": True, "max_batch_size": 8},
+                              yes_id=9693, no_id=2152)
+    layers = compiled.model.base_model.layers
+    assert len(layers) > 1 and all(layer._compiled_call_impl is not None for layer in layers)
+    rng = np.random.default_rng(2)
+    for n, lo, hi in ((3, 5, 20), (8, 30, 90), (5, 2, 9)):  # three padded shapes
+        seqs = _seqs(rng, n, lo, hi)
+        np.testing.assert_allclose(compiled.score(seqs), eager.score(seqs), atol=2e-5)
+    assert counters["stats"]["unique_graphs"] == 1

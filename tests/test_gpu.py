@@ -120,8 +120,9 @@ def test_vllm_fast_path_matches_vllm(checkpoints):
 
     emb_path, rr_path = checkpoints
     try:
-        emb = Qwen3Embedder(emb_path, backend="vllm", max_length=512, fast_path_tokens=8192, **VLLM_OPTS)
-        rr = Qwen3Reranker(rr_path, backend="vllm", max_length=512, fast_path_tokens=8192, **VLLM_OPTS)
+        fast = {"fast_path_tokens": 8192, "fast_path_compile": True}  # as `qwen3-rag serve` runs it
+        emb = Qwen3Embedder(emb_path, backend="vllm", max_length=512, **fast, **VLLM_OPTS)
+        rr = Qwen3Reranker(rr_path, backend="vllm", max_length=512, **fast, **VLLM_OPTS)
         assert isinstance(emb.engine, RoutedEmbeddingEngine) and isinstance(rr.engine, RoutedRerankEngine)
         ids = emb.formatter.queries(QUERIES, emb.query_instruction) + emb.formatter.documents(DOCS)
         prompts = rr.formatter.pairs([(q, d) for q in QUERIES for d in DOCS[:-1]], rr.instruction)

@@ -125,11 +125,11 @@ def test_serve_engine_defaults_on_vllm_unless_configured(tmp_path, monkeypatch):
     monkeypatch.delenv("QWEN3_RAG_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)  # no ./qwen3-rag.toml
     vllm, hf = argparse.Namespace(backend="vllm"), argparse.Namespace(backend="hf")
-    fast = {"fast_path_tokens": FAST_PATH_TOKENS}
+    fast = {"fast_path_tokens": FAST_PATH_TOKENS, "fast_path_compile": True}
     assert engine_defaults(vllm, "reranker") == {"multiprocessing": "off", **fast}
-    assert engine_defaults(vllm, "embedding") == {"fast_path_tokens": FAST_PATH_TOKENS}
+    assert engine_defaults(vllm, "embedding") == fast
     assert engine_defaults(hf, "reranker") == engine_defaults(hf, "embedding") == {}
     (tmp_path / "qwen3-rag.toml").write_text('[reranker]\nmultiprocessing = "spawn"\n'
                                              '[embedding]\nfast_path_tokens = 0\n')
-    assert engine_defaults(vllm, "reranker") == {"fast_path_tokens": FAST_PATH_TOKENS}
-    assert engine_defaults(vllm, "embedding") == {}
+    assert engine_defaults(vllm, "reranker") == fast
+    assert engine_defaults(vllm, "embedding") == {}  # no fast path, so nothing to compile

@@ -87,8 +87,11 @@ def _load(config: EngineConfig, options: dict[str, Any], yes_id: int | None, no_
     logger.info("qwen3_rag: loading %s engine %s on %s", config.kind, config.model, config.backend)
     options = dict(options)
     fast_path_tokens = options.pop("fast_path_tokens", None)
+    fast_path_compile = options.pop("fast_path_compile", False)
     if fast_path_tokens:
-        return _load_routed(config, options, fast_path_tokens, yes_id, no_id)
+        return _load_routed(config, options, (fast_path_tokens, fast_path_compile), yes_id, no_id)
+    if fast_path_compile:
+        raise ValueError("fast_path_compile needs fast_path_tokens (the fast path it compiles)")
     if int(options.get("data_parallel_size", 1)) * int(options.get("engines_per_gpu", 1)) > 1:
         from qwen3_rag.engine.pool import PoolEmbeddingEngine, PoolRerankEngine
 
@@ -118,8 +121,8 @@ def _load(config: EngineConfig, options: dict[str, Any], yes_id: int | None, no_
     raise ValueError(f"unknown backend {config.backend!r}")
 
 
-def _load_routed(config: EngineConfig, options: dict[str, Any], fast_path_tokens: Any, yes_id: int | None,
-                 no_id: int | None) -> Engine:
+def _load_routed(config: EngineConfig, options: dict[str, Any], fast_path: tuple[Any, Any],
+                 yes_id: int | None, no_id: int | None) -> Engine:
     """vLLM for large calls plus a CUDA-graph transformers copy for small ones (:mod:`.routed`)."""
     from qwen3_rag.engine.hf import HFEmbeddingEngine, HFRerankEngine
     from qwen3_rag.engine.routed import RoutedEmbeddingEngine, RoutedRerankEngine, fast_options
@@ -127,7 +130,7 @@ def _load_routed(config: EngineConfig, options: dict[str, Any], fast_path_tokens
     if config.backend != "vllm":
         raise ValueError(f"fast_path_tokens is a vllm backend option (got backend {config.backend!r}); "
                          "the hf backend replays CUDA graphs itself (cuda_graphs, graph_max_tokens)")
-    fopts = fast_options(options, fast_path_tokens)
+    fopts = fast_options(options, *fast_path)
     bulk = _load(config, options, yes_id, no_id)
     fast_config = EngineConfig(config.kind, config.model, "hf", config.max_length, freeze_options(fopts))
     try:

@@ -90,9 +90,6 @@ class GraphRunner:
         max_rows: most rows in a bucket.
         capture: capture every bucket at construction (CUDA only); ``False`` runs the same padded
             computation eagerly (what the CPU tests check).
-        compile: compile ``forward`` with ``torch.compile(dynamic=True)`` first (one compilation
-            for all buckets). Inductor fuses the norms, rotary embedding and activation into a
-            few kernels, so a replay launches ~10 kernels per layer instead of ~50.
     """
 
     def __init__(
@@ -104,16 +101,11 @@ class GraphRunner:
         max_tokens: int = 8192,
         max_rows: int = 64,
         capture: bool = True,
-        compile: bool = False,
     ):
         if max_tokens < BUCKET_LENGTHS[0]:
             raise ValueError(f"max_tokens must be at least {BUCKET_LENGTHS[0]}, got {max_tokens}")
         if max_rows < 1:
             raise ValueError(f"max_rows must be at least 1, got {max_rows}")
-        if compile:
-            import torch
-
-            forward = torch.compile(forward, dynamic=True)
         self.forward = forward
         self.capture_s = 0.0
         self.device = device

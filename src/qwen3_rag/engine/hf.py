@@ -7,8 +7,9 @@ bfloat16 on GPU (override with ``dtype``).
 Options: ``device`` ("cpu", "cuda", "cuda:1"; default cuda when available), ``dtype``
 ("float32", "bfloat16", "float16"), ``max_batch_size`` (default 32), ``max_batch_tokens``
 (default 16384), ``attn_implementation``, ``trust_remote_code``, ``cuda_graphs`` (default: on
-for a CUDA device), ``graph_max_tokens`` (default 8192), ``torch_compile`` (compile the graphed
-forward first: fewer, fused kernels; default off, since compiling takes a minute or so).
+for a CUDA device), ``graph_max_tokens`` (default 8192), ``torch_compile`` (compile each decoder
+layer with ``torch.compile(dynamic=True)``: the norms, rotary embedding and activation become a
+few fused kernels; one compilation serves every layer and shape; default off).
 
 On a CUDA device, batches of at most ``graph_max_tokens`` padded tokens replay CUDA graphs
 captured at load time (:mod:`qwen3_rag.engine.cuda_graphs`): a query or 20 reranker prompts
@@ -104,6 +105,21 @@ class _HFEngineMixin:
         self.pad_id = 0 if pad is None else int(pad)
         self.graphs: GraphRunner | None = None
         self._mask_dtype: Any = None  # the graphed forward's mask: boolean (SDPA) or additive
+        compile_ = self.options.get("torch_compile", False)
+        if not isinstance(compile_, bool):
+            raise ValueError(f"torch_compile must be true or false, got {compile_!r}")
+        if compile_:
+            self._compile_layers()
+
+    def _compile_layers(self) -> None:
+        """Regional compilation: ``torch.compile`` each decoder layer. The layers share their code,
+        so Dynamo traces and Inductor compiles one layer once (dynamic shapes: every bucket and
+        batch reuses it) instead of the whole 28-layer forward per shape."""
+        layers = getattr(self.model.base_model, "layers", None)
+        if layers is None:
+            raise ValueError(f"torch_compile: {type(self.model.base_model).__name__} has no decoder `layers`")
+        for layer in layers:
+            layer.compile(dynamic=True)
 
     def _setup_graphs(self) -> None:
         """Capture the CUDA graphs (after the subclass has set what its forward needs)."""
@@ -120,8 +136,7 @@ class _HFEngineMixin:
         self._mask_dtype = None if attn == "sdpa" else self.dtype
         self.graphs = GraphRunner(self._graph_forward, self.device, pad_id=self.pad_id,
                                   max_tokens=int(self.options.get("graph_max_tokens", 8192)),
-                                  max_rows=self.max_batch_size,
-                                  compile=bool(self.options.get("torch_compile", False)))
+                                  max_rows=self.max_batch_size)
 
     def _graph_forward(self, ids: Any, mask: Any) -> Any:
         """The forward a graph captures: positions and the 4-D mask built on the device."""
@@ -169,8 +184,8 @@ class HFEmbeddingEngine(_HFEngineMixin, EmbeddingEngine):
         self._setup_graphs()
 
     def _eager_forward(self, ids: Any, mask: Any, pos: Any) -> Any:
-        hidden = self.model(input_ids=ids, attention_mask=mask, position_ids=pos).last_hidden_state
-        return hidden[:, -1].float()
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
+        return out.last_hidden_state[:, -1].float()
 
     def embed(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
         return l2_normalize(self._run(token_ids, self.dimension))
@@ -194,7 +209,8 @@ class HFRerankEngine(_HFEngineMixin, RerankEngine):
 
     def _eager_forward(self, ids: Any, mask: Any, pos: Any) -> Any:
         torch = _torch()
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False,
+                         logits_to_keep=1)
         logits = out.logits[:, -1]
         pair = torch.stack([logits[:, self.no_id], logits[:, self.yes_id]], dim=1).float()
         return torch.softmax(pair, dim=1)[:, 1:]
