@@ -17,3 +17,9 @@ bench() {
     | grep --line-buffered -E "^(embed|rerank|task|---)|recommendation|failed|Traceback|Error|error" | tee -a "$LOG"
   cp /tmp/bench-$name/results.json "$OUT/$name.json" 2>/dev/null || log "bench $name: no results"
 }
+# what else runs on the machine (a leftover engine core or server skews every figure), then stop it
+leftovers() {
+  ps -eo pid,pcpu,rss,etimes,args --sort=-pcpu | grep -vE "ps -eo|grep" | head -6 | cut -c1-160 | tee -a "$LOG"
+  nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader | tee -a "$LOG"
+  pkill -9 -f "VLLM::|qwen3_rag serve|pytest -m gpu" && log "killed leftovers" || true
+}
