@@ -185,14 +185,15 @@ def index_step(args: argparse.Namespace, result: dict, corpus: str, store: str, 
     stop = threading.Event()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, env=env, stdout=open(os.path.join(args.out, "index.log"), "w"), stderr=subprocess.STDOUT
+        cmd, env=env, stdout=open(os.path.join(args.out, "index.log"), "w"), stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     th = threading.Thread(target=rss_sampler, args=(proc.pid, samples, stop), daemon=True)
     th.start()
     try:
         rc = proc.wait(timeout=args.index_timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)  # the command and its pool workers
         rc = proc.wait()
         print(f"index run stopped after {args.index_timeout} s", flush=True)
     stop.set()
@@ -237,6 +238,7 @@ def serve_step(args: argparse.Namespace, result: dict, store: str, emb: str, rr:
         env={**os.environ, "PYTHONUNBUFFERED": "1", **dict(kv.split("=", 1) for kv in args.serve_env)},
         stdout=open(os.path.join(args.out, f"serve{args.tag}.log"), "w"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the engine cores it spawns go with it
     )
     base = f"http://127.0.0.1:{args.port}"
     try:
@@ -288,12 +290,29 @@ def serve_step(args: argparse.Namespace, result: dict, store: str, emb: str, rr:
             "p99_ms": round(pct(lat32, 99), 2),
         }
     finally:
-        srv.terminate()
-        try:
-            srv.wait(60)
-        except subprocess.TimeoutExpired:
-            srv.kill()
+        stop_group(srv, result)
     return 0
+
+
+def stop_group(proc: subprocess.Popen, result: dict) -> None:
+    """SIGTERM the server, wait for a clean exit, then SIGKILL whatever is left of its process group.
+
+    A vLLM engine core spawned by the server outlives it when the server does not shut its
+    engines down (seen in session 5: a 28 GiB ``VLLM::EngineCore`` after the run).
+    """
+    t0 = time.perf_counter()
+    proc.terminate()
+    try:
+        result["serve_exit"] = proc.wait(60)
+    except subprocess.TimeoutExpired:
+        result["serve_exit"] = "killed after 60 s"
+    result["serve_stop_s"] = round(time.perf_counter() - t0, 1)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+        result["serve_group_killed"] = True  # something of the group was still alive
+    except ProcessLookupError:
+        result["serve_group_killed"] = False
+    proc.wait()
 
 
 if __name__ == "__main__":
