@@ -29,12 +29,19 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 from qwen3_rag.bench import TOPICS, descendants, resolve_model, seed_docs
+from qwen3_rag.indexing import STAGED_VECTORS
 
 
-def rss_sampler(pid: int, samples: list[tuple[float, float]], stop: threading.Event) -> None:
-    """Sample the summed RSS (GiB) of ``pid`` and its descendants every 2 s."""
+def rss_sampler(pid: int, samples: list[tuple[float, ...]], stop: threading.Event,
+                staged: str | None = None, dim: int = 1024) -> None:
+    """Sample the summed RSS (GiB) of ``pid`` and its descendants every 2 s, and with ``staged``
+    (the indexer's raw vectors file) how many vectors it holds: the embedding's progress."""
     t0 = time.time()
     while not stop.is_set():
+        try:
+            vectors = os.path.getsize(staged) // (4 * dim) if staged else -1
+        except OSError:
+            vectors = -1
         total = 0
         for p in [*descendants(pid), pid]:
             try:
@@ -44,7 +51,7 @@ def rss_sampler(pid: int, samples: list[tuple[float, float]], stop: threading.Ev
                             total += int(line.split()[1])
             except OSError:
                 pass
-        samples.append((round(time.time() - t0, 1), round(total / 2**20, 2)))
+        samples.append((round(time.time() - t0, 1), round(total / 2**20, 2), vectors))
         stop.wait(2.0)
 
 
@@ -181,14 +188,15 @@ def index_step(args: argparse.Namespace, result: dict, corpus: str, store: str, 
     ]
     shutil.rmtree(store, ignore_errors=True)
     print("$", " ".join(cmd), flush=True)
-    samples: list[tuple[float, float]] = []
+    samples: list[tuple[float, ...]] = []
     stop = threading.Event()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd, env=env, stdout=open(os.path.join(args.out, "index.log"), "w"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    th = threading.Thread(target=rss_sampler, args=(proc.pid, samples, stop), daemon=True)
+    staged = os.path.join(store, STAGED_VECTORS)
+    th = threading.Thread(target=rss_sampler, args=(proc.pid, samples, stop, staged), daemon=True)
     th.start()
     try:
         rc = proc.wait(timeout=args.index_timeout)
@@ -202,6 +210,8 @@ def index_step(args: argparse.Namespace, result: dict, corpus: str, store: str, 
     result["index_docs_per_s"] = round(args.n / result["index_seconds"], 1)
     result["rss_gib_samples"] = samples
     result["rss_gib_peak"] = max((s[1] for s in samples), default=None)
+    # (seconds since the start, vectors staged): the embedding's pace, every ~10 s
+    result["staged_vectors"] = [(s[0], s[2]) for s in samples[::5] if s[2] >= 0]
     log = open(os.path.join(args.out, "index.log")).read()
     result["index_log_tail"] = [line for line in log.splitlines() if not line.startswith("[")][-14:]
     print(json.dumps({k: v for k, v in result.items() if k != "rss_gib_samples"}), flush=True)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import types
 import zlib
 from pathlib import Path
 
@@ -340,30 +341,57 @@ def test_bad_vectors_from_the_embedder_fail_at_once(tmp_path):
         index_corpus(corpus, tmp_path / "s", Short(), batch_size=8, show_progress=False)
 
 
-def test_faiss_work_is_not_limited_by_the_callers_thread(tmp_path, monkeypatch):
-    """torch.set_num_threads(1) (vLLM does it) also limits Faiss in the calling thread; the
-    Faiss work of index_corpus runs in its own thread, with the process's default."""
+def test_faiss_threads_leave_the_engines_their_cores_while_they_embed(tmp_path, monkeypatch):
+    """While documents are embedded, Faiss (training, adding) gets the cores the engine pool's
+    workers and the reading/embedding threads leave; afterwards (the last adds, the save) the
+    process's default, whatever limit the caller's thread has (torch.set_num_threads(1), which
+    vLLM sets, also limits Faiss in that thread)."""
     import faiss
 
     default: list[int] = []
     probe = threading.Thread(target=lambda: default.append(faiss.omp_get_max_threads()))
     probe.start()
     probe.join()
-    if default[0] == 1:
-        pytest.skip("OpenMP runs one thread here by default")
-    seen: list[int] = []
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(ix, "_cores", lambda: 16)
+    pooled = 16 - 3 - 2  # 3 engine workers, the reading and the embedding thread
+    if default[0] == pooled:
+        pytest.skip("OpenMP's default is the count under test")
+
+    class Pooled(HashEmbedder):
+        engine = types.SimpleNamespace(pool=types.SimpleNamespace(procs=[None] * 3))
+
+    emb = Pooled(batch_size=50)
+    n = 2400
+    seen: list[tuple[str, int, bool]] = []
+    finished: list[bool] = []
+    original_finish = ix._Indexer.finish
+
+    def finish(self, total):
+        finished.append(True)  # the stream is over
+        return original_finish(self, total)
+
+    monkeypatch.setattr(ix._Indexer, "finish", finish)
     for name in ("train", "_add_keyed", "save"):
         original = getattr(FaissStore, name)
 
-        def spy(self, *args, _original=original, **kwargs):
-            seen.append(faiss.omp_get_max_threads())
+        def spy(self, *args, _original=original, _name=name, **kwargs):
+            seen.append((_name, faiss.omp_get_max_threads(), not finished))
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(FaissStore, name, spy)
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
-        run(records(300), tmp_path / "s", index={"kind": "ivf", "nlist": 2})
+        report = index_corpus(write_jsonl(tmp_path / "c.jsonl", records(n)), tmp_path / "s", emb,
+                              commit_every=50, show_progress=False, index={"kind": "ivf", "nlist": 8})
     finally:
         faiss.omp_set_num_threads(before)
-    assert len(seen) >= 3 and set(seen) == {default[0]}
+    assert report.store_size == n
+    during = {threads for _, threads, streaming in seen if streaming}
+    after = {threads for name, threads, streaming in seen if not streaming}
+    assert ("train", pooled, True) in seen and during == {pooled}
+    assert ("save", default[0], False) in seen and after == {default[0]}
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")  # the user's setting wins
+    assert ix._stream_threads(emb) == 5 and ix._stream_threads(None) == 5

@@ -10,22 +10,25 @@ moment (SIGKILL included) loses only the uncommitted tail. A re-run cuts the vec
 to its committed length, skips the committed positions and continues with batches made
 exactly as in an uninterrupted run, so the final store is the same (same ids, same vectors).
 
-Meanwhile a background thread moves the committed rows into the store being built: vectors
-into Faiss straight from the memory-mapped vectors file (large batches), rows into its
-documents table in SQL (metadata stays JSON text). All Faiss work, the save included, runs in
-that thread, which OpenMP gives the process's default thread count (``OMP_NUM_THREADS``, else
-all cores) whatever limit the calling thread has (``torch.set_num_threads(1)`` limits Faiss
-there too). So that training and adding overlap the embedding, an index whose choice depends on the corpus
-size (``index="auto"``, or an IVF kind's list count) is planned early: at the first commit past
-2% (``PLAN_AT``) of the source, for the source's size (where it can tell: files, sized
-iterables) times the vectors per record seen so far (chunking), a plan kept for a resumed run.
-An index that needs training (IVF) is then trained once half (``TRAIN_AT``) of the planned
-vectors are committed, on an evenly spaced sample of those (a corpus sorted by topic thus
-trains its lists on its first half: search stays correct, the lists are less even). Without a
-size, or when the source ends before those points, the index is chosen and trained for the
-final size at the end, on an evenly spaced sample of all vectors. When the source is exhausted
-only the last rows are left to add; vectors of repeated ids are dropped (the last one wins),
-the store is saved atomically and the staging files are removed.
+Meanwhile a background thread moves the committed rows into the store being built: vectors into
+Faiss straight from the memory-mapped vectors file (large batches), rows into its documents
+table in SQL (metadata stays JSON text). All Faiss work, the save included, runs in that thread.
+While documents are still being embedded it gets the cores the embedding leaves free (all cores
+less the engine pool's worker processes and two for this process's reading and embedding
+threads: on a 16-core host with 4 engine workers, 10), so that training and adding don't take
+CPU from the engines, which need it to keep the GPU busy; after the stream it gets all cores.
+``OMP_NUM_THREADS``, when set, is used throughout instead. So that training and adding overlap
+the embedding, an index whose choice depends on the corpus size (``index="auto"``, or an IVF
+kind's list count) is planned early: at the first commit past 2% (``PLAN_AT``) of the source,
+for the source's size (where it can tell: files, sized iterables) times the vectors per record
+seen so far (chunking), a plan kept for a resumed run. An index that needs training (IVF) is
+then trained once half (``TRAIN_AT``) of the planned vectors are committed, on an evenly spaced
+sample of those (a corpus sorted by topic thus trains its lists on its first half: search stays
+correct, the lists are less even). Without a size, or when the source ends before those points,
+the index is chosen and trained for the final size at the end, on an evenly spaced sample of all
+vectors. When the source is exhausted only the last rows are left to add; vectors of repeated
+ids are dropped (the last one wins), the store is saved atomically and the staging files are
+removed.
 
 Example:
     >>> from qwen3_rag import Qwen3Embedder, FaissStore, index_corpus
@@ -289,6 +292,8 @@ class _Indexer:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen3-rag-index")
         self.job: Future[None] | None = None
         self.stopped = False
+        self.threads: int | None = None  # Faiss threads in the worker (None: OpenMP's default)
+        self.default_threads: int | None = None  # OpenMP's default, read in the worker
 
     def ready(self) -> bool:
         index = self.store.index if self.store is not None else None
@@ -316,6 +321,9 @@ class _Indexer:
         if self.job is not None:
             self.job.result()
             self.job = None
+        if self.threads is not None:
+            self.threads = None
+            self.run(self._set_threads)  # the default (all cores) for what is left
         if self.store is None or (self.fresh and not self.ready()):
             self.plan(total)  # nothing was added yet: choose for the final size
         assert self.store is not None
@@ -337,6 +345,13 @@ class _Indexer:
         self.stopped = True
         self.pool.shutdown(wait=wait, cancel_futures=True)
 
+    def _set_threads(self) -> None:
+        """Set the worker thread's Faiss (OpenMP) threads: ``threads``, else the default."""
+        faiss = fx.faiss_module()
+        if self.default_threads is None:
+            self.default_threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(self.threads or self.default_threads)
+
     def _work(self, upto: int) -> None:
         """(Train, then) add staged rows up to ``upto`` (runs in the worker thread)."""
         # Faiss runs here, in a thread of our own: OpenMP gives it the process's default thread
@@ -344,6 +359,7 @@ class _Indexer:
         # e.g. by torch.set_num_threads(1), which also limits Faiss in that thread.
         store = self.store
         assert store is not None
+        self._set_threads()
         if not self.ready():
             if self.train_at is None or upto < self.train_at:
                 return
@@ -532,8 +548,11 @@ def _indexer(root: Path, st: _Staging, embedder: Any, dim: int, index: Any, has_
 
     if has_store:
         store = FaissStore.load(root, embedder)
-        return _Indexer(store, st, base=store._next_iid, fresh=False, new_store=new_store)
+        indexer = _Indexer(store, st, base=store._next_iid, fresh=False, new_store=new_store)
+        indexer.threads = _stream_threads(embedder)
+        return indexer
     indexer = _Indexer(None, st, base=0, fresh=True, new_store=new_store)
+    indexer.threads = _stream_threads(embedder)
     probe = new_store(0)  # checks the index choice before anything is embedded
     if not (index == "auto" or probe.spec.is_ivf):
         indexer.store = probe  # an index that doesn't depend on the corpus size
@@ -542,6 +561,32 @@ def _indexer(root: Path, st: _Staging, embedder: Any, dim: int, index: Any, has_
     else:
         probe.close()
     return indexer
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _stream_threads(embedder: Any, cores: int | None = None) -> int:
+    """Faiss threads for indexing while ``embedder`` is still embedding (``None``: after it).
+
+    ``OMP_NUM_THREADS`` when set; else ``cores`` less the embedder's local engine worker
+    processes and two for the reading and embedding threads (at least 1); all ``cores``
+    once the embedding is over.
+    """
+    cores = _cores() if cores is None else cores
+    configured = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    if embedder is None:
+        return cores
+    pool = getattr(getattr(embedder, "engine", None), "pool", None)
+    workers = len(getattr(pool, "procs", ()))
+    return max(1, cores - workers - 2)
 
 
 def _train_size(spec: IndexSpec, n: int, dim: int) -> int:

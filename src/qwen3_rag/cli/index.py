@@ -67,5 +67,6 @@ def run(args: argparse.Namespace) -> int:
             ("store size", report.store_size),
             ("index", report.index_kind),
             ("time", f"{report.elapsed_s:.1f} s"),
+            ("phases", ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items()) or "-"),
         ]))
     return 0
