@@ -236,3 +236,47 @@ def test_single_query_ivf_search_splits_over_lists_with_same_results():
         faiss.omp_set_num_threads(threads)
     assert [[h.id for h in r] for r in one_by_one] == [[h.id for h in r] for r in batch]
     assert all(len(r) == 10 for r in one_by_one)
+
+
+@pytest.mark.parametrize("kind", ["ivf", "ivf-sq8"])
+def test_many_lists_train_by_two_level_kmeans_with_recall(monkeypatch, kind):
+    """From TWO_LEVEL_MIN_NLIST lists the coarse centroids come from two-level k-means (much
+    less arithmetic than one k-means over all lists); search keeps its recall, and the same
+    sample gives the same index."""
+    from faiss.contrib import clustering
+
+    from qwen3_rag import faiss_index
+
+    calls: list[tuple[int, int]] = []
+    original = clustering.two_level_clustering
+
+    def spy(xt, nc1, nc2, **kw):
+        calls.append((nc1, nc2))
+        return original(xt, nc1, nc2, **kw)
+
+    monkeypatch.setattr(clustering, "two_level_clustering", spy)
+    monkeypatch.setattr(faiss_index, "TWO_LEVEL_MIN_NLIST", 64)
+    rng = np.random.default_rng(3)
+    d, n = 32, 20_000
+    centers = unit(rng, 200, d)  # clustered data, as embeddings are
+    vecs = centers[rng.integers(0, 200, n)] + 0.15 * rng.normal(size=(n, d)).astype(np.float32)
+    vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+    stores = []
+    for _ in range(2):
+        store = FaissStore(d, index={"kind": kind, "nlist": 64, "nprobe": 8})
+        store.train(vecs[::4])
+        store.add([str(i) for i in range(n)], vecs, ids=[str(i) for i in range(n)])
+        stores.append(store)
+    assert calls == [(8, 64), (8, 64)]
+    queries = vecs[rng.integers(0, n, 200)] + 0.05 * rng.normal(size=(200, d)).astype(np.float32)
+    hits = stores[0].search(queries, k=10)
+    recall = np.mean([len({int(h.id) for h in row} & set(exact_top(vecs, q, 10))) / 10
+                      for row, q in zip(hits, queries, strict=True)])
+    assert recall >= 0.9, recall
+    again = stores[1].search(queries, k=10)
+    assert [[h.id for h in r] for r in again] == [[h.id for h in r] for r in hits]
+
+    calls.clear()
+    monkeypatch.setattr(faiss_index, "TWO_LEVEL_MIN_NLIST", 65)  # below it: Faiss's own k-means
+    FaissStore(d, index={"kind": kind, "nlist": 64}).train(vecs[::4])
+    assert calls == []

@@ -362,7 +362,7 @@ class FaissStore:
                     f"training vectors (about {need} recommended), got {len(sample)}"
                 )
             index = fx.build_index(self.spec, self.dim)
-            index.train(fx.training_sample(sample, need))
+            fx.train_index(index, fx.training_sample(sample, need))
             self._index = index
 
     def add(
@@ -541,7 +541,7 @@ class FaissStore:
         vecs = fx.reconstruct(self._index, iids) if len(iids) else np.empty((0, self.dim), np.float32)
         index = fx.build_index(spec, self.dim)
         if spec.is_ivf:
-            index.train(fx.training_sample(vecs, spec.train_size()))
+            fx.train_index(index, fx.training_sample(vecs, spec.train_size()))
         for s in range(0, len(iids), 65536):
             index.add_with_ids(vecs[s : s + 65536], iids[s : s + 65536])
         logger.info("qwen3_rag: store index rebuilt as %s for %d vectors", spec.kind, len(iids))

@@ -361,7 +361,7 @@ def build_store(
     spec = _spec_for(index, n, dim)
     template = fx.build_index(spec, dim)
     if spec.is_ivf:
-        template.train(_training_sample(fs, plan, spec, n, dim))
+        fx.train_index(template, _training_sample(fs, plan, spec, n, dim))
     visible = show_progress if show_progress is not None else sys.stderr.isatty()
     bar = tqdm(total=n, unit="doc", desc="building", disable=not visible, dynamic_ncols=True)
     try:
