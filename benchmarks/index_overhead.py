@@ -122,10 +122,17 @@ def main() -> None:
                     help="corpus and store go here (the corpus is reused)")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the cProfile top N")
     ap.add_argument("--json", action="store_true", help="print one JSON line of results as well")
+    ap.add_argument("--two-level-min-nlist", type=int, default=None, metavar="N",
+                    help="IVF lists from which training uses two-level k-means (default: the library's; "
+                         "a large N: one k-means, as before)")
     args = ap.parse_args()
 
     import qwen3_rag.indexing as indexing
     from qwen3_rag import FaissStore, __version__
+    from qwen3_rag import faiss_index as fx
+
+    if args.two_level_min_nlist is not None:
+        fx.TWO_LEVEL_MIN_NLIST = args.two_level_min_nlist
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)

@@ -393,5 +393,6 @@ def test_faiss_threads_leave_the_engines_their_cores_while_they_embed(tmp_path, 
     assert ("train", pooled, True) in seen and during == {pooled}
     assert ("save", default[0], False) in seen and after == {default[0]}
 
+    assert ix._stream_threads(HashEmbedder()) is None  # no engine pool here: the default
     monkeypatch.setenv("OMP_NUM_THREADS", "5")  # the user's setting wins
-    assert ix._stream_threads(emb) == 5 and ix._stream_threads(None) == 5
+    assert ix._stream_threads(emb) is None

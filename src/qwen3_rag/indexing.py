@@ -13,22 +13,22 @@ exactly as in an uninterrupted run, so the final store is the same (same ids, sa
 Meanwhile a background thread moves the committed rows into the store being built: vectors into
 Faiss straight from the memory-mapped vectors file (large batches), rows into its documents
 table in SQL (metadata stays JSON text). All Faiss work, the save included, runs in that thread.
-While documents are still being embedded it gets the cores the embedding leaves free (all cores
-less the engine pool's worker processes and two for this process's reading and embedding
-threads: on a 16-core host with 4 engine workers, 10), so that training and adding don't take
-CPU from the engines, which need it to keep the GPU busy; after the stream it gets all cores.
-``OMP_NUM_THREADS``, when set, is used throughout instead. So that training and adding overlap
-the embedding, an index whose choice depends on the corpus size (``index="auto"``, or an IVF
-kind's list count) is planned early: at the first commit past 2% (``PLAN_AT``) of the source,
-for the source's size (where it can tell: files, sized iterables) times the vectors per record
-seen so far (chunking), a plan kept for a resumed run. An index that needs training (IVF) is
-then trained once half (``TRAIN_AT``) of the planned vectors are committed, on an evenly spaced
-sample of those (a corpus sorted by topic thus trains its lists on its first half: search stays
-correct, the lists are less even). Without a size, or when the source ends before those points,
-the index is chosen and trained for the final size at the end, on an evenly spaced sample of all
-vectors. When the source is exhausted only the last rows are left to add; vectors of repeated
-ids are dropped (the last one wins), the store is saved atomically and the staging files are
-removed.
+With an engine pool on this host, while documents are still being embedded it gets the cores the
+embedding leaves free (all cores less the engine pool's worker processes and two for this
+process's reading and embedding threads: on a 16-core host with 4 engine workers, 10), so that
+training and adding don't take CPU from the engines, which need it to keep the GPU busy; after
+the stream it gets all cores. ``OMP_NUM_THREADS``, when set, is used throughout instead. So that
+training and adding overlap the embedding, an index whose choice depends on the corpus size
+(``index="auto"``, or an IVF kind's list count) is planned early: at the first commit past 2%
+(``PLAN_AT``) of the source, for the source's size (where it can tell: files, sized iterables)
+times the vectors per record seen so far (chunking), a plan kept for a resumed run. An index
+that needs training (IVF) is then trained once half (``TRAIN_AT``) of the planned vectors are
+committed, on an evenly spaced sample of those (a corpus sorted by topic thus trains its lists
+on its first half: search stays correct, the lists are less even). Without a size, or when the
+source ends before those points, the index is chosen and trained for the final size at the end,
+on an evenly spaced sample of all vectors. When the source is exhausted only the last rows are
+left to add; vectors of repeated ids are dropped (the last one wins), the store is saved
+atomically and the staging files are removed.
 
 Example:
     >>> from qwen3_rag import Qwen3Embedder, FaissStore, index_corpus
@@ -571,22 +571,18 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _stream_threads(embedder: Any, cores: int | None = None) -> int:
-    """Faiss threads for indexing while ``embedder`` is still embedding (``None``: after it).
+def _stream_threads(embedder: Any) -> int | None:
+    """Faiss threads while ``embedder`` embeds; ``None``: OpenMP's default (``OMP_NUM_THREADS``,
+    else all cores).
 
-    ``OMP_NUM_THREADS`` when set; else ``cores`` less the embedder's local engine worker
-    processes and two for the reading and embedding threads (at least 1); all ``cores``
-    once the embedding is over.
+    Where the embedder runs an engine pool on this host and ``OMP_NUM_THREADS`` is unset: the
+    cores less one per pool worker and two for the reading and embedding threads (at least 1).
     """
-    cores = _cores() if cores is None else cores
-    configured = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if configured.isdigit() and int(configured) > 0:
-        return int(configured)
-    if embedder is None:
-        return cores
+    if os.environ.get("OMP_NUM_THREADS", "").strip():
+        return None
     pool = getattr(getattr(embedder, "engine", None), "pool", None)
     workers = len(getattr(pool, "procs", ()))
-    return max(1, cores - workers - 2)
+    return max(1, _cores() - workers - 2) if workers else None
 
 
 def _train_size(spec: IndexSpec, n: int, dim: int) -> int:
