@@ -47,12 +47,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--kinds", default="flat,ivf,ivf-sq8,ivf-pq,hnsw")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--two-level-min-nlist", type=int, default=None, metavar="N",
+                    help="IVF lists from which training uses two-level k-means (default: the library's; "
+                         "a large N: one k-means over all lists)")
     args = ap.parse_args()
 
     import faiss
 
-    from qwen3_rag import FaissStore
+    from qwen3_rag import FaissStore, faiss_index
     from qwen3_rag.faiss_index import IndexSpec, choose_kind
+
+    if args.two_level_min_nlist is not None:
+        faiss_index.TWO_LEVEL_MIN_NLIST = args.two_level_min_nlist
 
     faiss.omp_set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)

@@ -1,6 +1,6 @@
 # Device run 20 (session 6, one H200 with 16 cores): embedding throughput with 4, 6 and 8
 # pool workers per GPU for seed-style documents, and the step size for 300-token documents
-# (run 14 of session 4, never run, with shorter limits so it fits one call).
+# (what the never-run run14.sh of session 4 planned, with shorter limits so it fits one call).
 source benchmarks/device/common.sh
 log "start run20"
 leftovers

@@ -1,6 +1,6 @@
 # Device run 21 (session 6): `qwen3-rag index` of 1M seed-style documents, workers built at once
 # (kv_cache_memory_bytes), engine cores in the workers; WORKERS per GPU from the environment
-# (default 4), chosen from run 20. The rest of run 11 (latency) is covered by runs 17-19.
+# (default 4), chosen from run 20. Replaces the never-run run11.sh (its latency half is covered by runs 17-19).
 source benchmarks/device/common.sh
 log "start run21"
 leftovers
