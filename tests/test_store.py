@@ -280,3 +280,23 @@ def test_many_lists_train_by_two_level_kmeans_with_recall(monkeypatch, kind):
     monkeypatch.setattr(faiss_index, "TWO_LEVEL_MIN_NLIST", 65)  # below it: Faiss's own k-means
     FaissStore(d, index={"kind": kind, "nlist": 64}).train(vecs[::4])
     assert calls == []
+
+
+def test_two_level_kmeans_failure_falls_back_to_one_kmeans(monkeypatch, caplog):
+    from faiss.contrib import clustering
+
+    from qwen3_rag import faiss_index
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("Error in faiss::Clustering::train: too few points\nmore")
+
+    monkeypatch.setattr(clustering, "two_level_clustering", fails)
+    monkeypatch.setattr(faiss_index, "TWO_LEVEL_MIN_NLIST", 16)
+    vecs = unit(np.random.default_rng(4), 2000, 16)
+    store = FaissStore(16, index={"kind": "ivf", "nlist": 16, "nprobe": 16})
+    with caplog.at_level("WARNING", logger="qwen3_rag.faiss_index"):
+        store.train(vecs)
+    assert "two-level k-means failed (Error in faiss::Clustering::train: too few points)" in caplog.text
+    store.add([str(i) for i in range(2000)], vecs, ids=[str(i) for i in range(2000)])
+    assert store.index.quantizer.ntotal == 16
+    assert store.search(vecs[7], k=1)[0][0].id == "7"  # all lists probed: exact
