@@ -204,6 +204,9 @@ def index_step(args: argparse.Namespace, result: dict, corpus: str, store: str, 
         os.killpg(proc.pid, signal.SIGKILL)  # the command and its pool workers
         rc = proc.wait()
         print(f"index run stopped after {args.index_timeout} s", flush=True)
+    except BaseException:  # our own SIGTERM (a `timeout` around this script) or Ctrl-C
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     stop.set()
     result["index_seconds"] = round(time.perf_counter() - t0, 1)
     result["index_rc"] = rc
@@ -319,7 +322,7 @@ def stop_group(proc: subprocess.Popen, result: dict) -> None:
     result["serve_stop_s"] = round(time.perf_counter() - t0, 1)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
-        result["serve_group_killed"] = True  # something of the group was still alive
+        result["serve_group_killed"] = True  # something of the group was left (perhaps only zombies)
     except ProcessLookupError:
         result["serve_group_killed"] = False
     proc.wait()

@@ -238,23 +238,23 @@ def test_single_query_ivf_search_splits_over_lists_with_same_results():
     assert all(len(r) == 10 for r in one_by_one)
 
 
-@pytest.mark.parametrize("kind", ["ivf", "ivf-sq8"])
+@pytest.mark.parametrize("kind", ["ivf", "ivf-sq8", "ivf-pq"])
 def test_many_lists_train_by_two_level_kmeans_with_recall(monkeypatch, kind):
     """From TWO_LEVEL_MIN_NLIST lists the coarse centroids come from two-level k-means (much
-    less arithmetic than one k-means over all lists); search keeps its recall, and the same
-    sample gives the same index."""
-    from faiss.contrib import clustering
+    less arithmetic than one k-means over all lists) and training keeps them; search keeps its
+    recall, and the same sample gives the same index."""
+    import faiss
 
     from qwen3_rag import faiss_index
 
-    calls: list[tuple[int, int]] = []
-    original = clustering.two_level_clustering
+    made: list[np.ndarray] = []
+    original = faiss_index.two_level_centroids
 
-    def spy(xt, nc1, nc2, **kw):
-        calls.append((nc1, nc2))
-        return original(xt, nc1, nc2, **kw)
+    def spy(sample, k, **kw):
+        made.append(original(sample, k, **kw))
+        return made[-1]
 
-    monkeypatch.setattr(clustering, "two_level_clustering", spy)
+    monkeypatch.setattr(faiss_index, "two_level_centroids", spy)
     monkeypatch.setattr(faiss_index, "TWO_LEVEL_MIN_NLIST", 64)
     rng = np.random.default_rng(3)
     d, n = 32, 20_000
@@ -267,36 +267,60 @@ def test_many_lists_train_by_two_level_kmeans_with_recall(monkeypatch, kind):
         store.train(vecs[::4])
         store.add([str(i) for i in range(n)], vecs, ids=[str(i) for i in range(n)])
         stores.append(store)
-    assert calls == [(8, 64), (8, 64)]
+        kept = faiss.rev_swig_ptr(faiss.downcast_index(store.index.quantizer).get_xb(), 64 * d)
+        np.testing.assert_array_equal(np.array(kept).reshape(64, d), made[-1])
+    assert len(made) == 2
+    np.testing.assert_array_equal(made[0], made[1])
     queries = vecs[rng.integers(0, n, 200)] + 0.05 * rng.normal(size=(200, d)).astype(np.float32)
     hits = stores[0].search(queries, k=10)
     recall = np.mean([len({int(h.id) for h in row} & set(exact_top(vecs, q, 10))) / 10
                       for row, q in zip(hits, queries, strict=True)])
-    assert recall >= 0.9, recall
+    assert recall >= (0.9 if kind != "ivf-pq" else 0.5), recall
     again = stores[1].search(queries, k=10)
     assert [[h.id for h in r] for r in again] == [[h.id for h in r] for r in hits]
 
-    calls.clear()
+    made.clear()
     monkeypatch.setattr(faiss_index, "TWO_LEVEL_MIN_NLIST", 65)  # below it: Faiss's own k-means
     FaissStore(d, index={"kind": kind, "nlist": 64}).train(vecs[::4])
-    assert calls == []
+    assert made == []
 
 
-def test_two_level_kmeans_failure_falls_back_to_one_kmeans(monkeypatch, caplog):
-    from faiss.contrib import clustering
+def test_two_level_kmeans_gives_a_small_cluster_its_own_centroid():
+    """A tight cluster smaller than len(sample)/k: Faiss's two_level_clustering gives it no
+    sub-centroid and fails (k-means of 0 centroids); ours gives it one."""
+    from faiss.contrib.clustering import two_level_clustering
 
-    from qwen3_rag import faiss_index
+    from qwen3_rag.faiss_index import two_level_centroids
 
-    def fails(*args, **kwargs):
-        raise RuntimeError("Error in faiss::Clustering::train: too few points\nmore")
+    rng = np.random.default_rng(0)
+    d, n, k = 32, 12_800, 256
+    centers = rng.normal(size=(17, d))
+    x = centers[rng.integers(0, 17, n - 20)] + 0.05 * rng.normal(size=(n - 20, d))
+    outliers = rng.normal(size=d) + 0.001 * rng.normal(size=(20, d))
+    x = np.vstack([x, outliers]).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    with pytest.raises(RuntimeError):
+        two_level_clustering(x, 16, k, clustering_niter=10, spherical=True)
+    centroids = two_level_centroids(x, k)
+    assert centroids.shape == (k, d) and centroids.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(centroids, axis=1), 1, atol=1e-5)  # spherical
+    assert (x[-20:] @ centroids.T).max(axis=1).min() > 0.99  # the outliers have a list of their own
 
-    monkeypatch.setattr(clustering, "two_level_clustering", fails)
-    monkeypatch.setattr(faiss_index, "TWO_LEVEL_MIN_NLIST", 16)
-    vecs = unit(np.random.default_rng(4), 2000, 16)
-    store = FaissStore(16, index={"kind": "ivf", "nlist": 16, "nprobe": 16})
-    with caplog.at_level("WARNING", logger="qwen3_rag.faiss_index"):
-        store.train(vecs)
-    assert "two-level k-means failed (Error in faiss::Clustering::train: too few points)" in caplog.text
-    store.add([str(i) for i in range(2000)], vecs, ids=[str(i) for i in range(2000)])
-    assert store.index.quantizer.ntotal == 16
-    assert store.search(vecs[7], k=1)[0][0].id == "7"  # all lists probed: exact
+
+def test_split_shares_is_proportional_and_bounded():
+    from qwen3_rag.faiss_index import split_shares
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        sizes = rng.integers(0, 60, rng.integers(1, 30))
+        sizes[0] += 1
+        k = int(rng.integers(1, sizes.sum() + 1))
+        shares = split_shares(sizes, k)
+        assert shares.sum() == k and (shares >= 0).all() and (shares <= sizes).all()
+        if k >= (sizes > 0).sum():
+            assert (shares[sizes > 0] >= 1).all()
+        exact = sizes * k / sizes.sum()
+        if (exact[sizes > 0] >= 1).all():  # no cluster lifted to the minimum: largest remainders
+            assert (np.abs(shares - exact) < 1).all()
+    with pytest.raises(ValueError, match="cannot split 5 centroids over 4 vectors"):
+        split_shares(np.array([1, 3]), 5)

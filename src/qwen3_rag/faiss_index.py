@@ -25,14 +25,11 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
-
-logger = logging.getLogger(__name__)
 
 INDEX_KINDS = ("flat", "ivf", "ivf-sq8", "ivf-pq", "hnsw")
 FLAT_MAX = 200_000
@@ -164,27 +161,74 @@ def build_index(spec: IndexSpec, dim: int) -> Any:
 def train_index(index: Any, sample: np.ndarray) -> None:
     """Train ``index`` (an IVF index from :func:`build_index`) on ``sample``.
 
-    With ``TWO_LEVEL_MIN_NLIST`` lists or more, the coarse centroids come from Faiss's two-level
-    k-means (``faiss.contrib.clustering.two_level_clustering``: √nlist clusters, then each one
-    split in proportion to its size; spherical, as the vectors are): for 4,096 lists over 1024-d
-    vectors training took 12.9 s against 144.9 s for one k-means over all lists on 2 cores, with
-    the same recall@10 in ``benchmarks/faiss_recall.py`` (docs/faiss_store.md). Smaller indexes,
-    and samples the two-level split fails on, use Faiss's own k-means.
+    With ``TWO_LEVEL_MIN_NLIST`` lists or more the coarse centroids come from two-level k-means
+    (:func:`two_level_centroids`): for 4,096 lists over 1024-d vectors training took 12.9 s
+    against 144.9 s for one k-means over all lists on 2 cores, with the same recall@10 in
+    ``benchmarks/faiss_recall.py`` (docs/faiss_store.md). Smaller indexes use Faiss's k-means.
     """
     sample = np.ascontiguousarray(sample, dtype=np.float32)
     nlist = int(getattr(index, "nlist", 0))
     if nlist >= TWO_LEVEL_MIN_NLIST and len(sample) >= nlist:
-        from faiss.contrib.clustering import two_level_clustering
-
-        try:
-            centroids, _ = two_level_clustering(sample, round(math.sqrt(nlist)), nlist, clustering_niter=10,
-                                                spherical=True)
-        except RuntimeError as e:  # e.g. a first-level cluster too small to split
-            logger.warning("qwen3_rag: two-level k-means failed (%s); training %d lists in one k-means",
-                           str(e).splitlines()[0], nlist)
-        else:
-            index.quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))  # train() keeps them
+        index.quantizer.add(two_level_centroids(sample, nlist))  # then train() keeps them
     index.train(sample)
+
+
+def two_level_centroids(sample: np.ndarray, k: int, niter: int = 10, seed: int = 1234) -> np.ndarray:
+    """``k`` spherical k-means centroids of ``sample`` in two levels, as Faiss's
+    ``faiss.contrib.clustering.two_level_clustering``: √k clusters first, then each one split
+    into a share of ``k`` in proportion to its size, with at least one centroid per cluster
+    (Faiss's version gives a cluster smaller than ``len(sample) / k`` none, and fails).
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(2000, 8)).astype(np.float32)
+        >>> two_level_centroids(x / np.linalg.norm(x, axis=1, keepdims=True), 64).shape
+        (64, 8)
+    """
+    faiss = faiss_module()
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    if len(sample) < k:
+        raise ValueError(f"two-level k-means of {k} centroids needs at least {k} vectors, got {len(sample)}")
+    d = sample.shape[1]
+    opts = {"niter": niter, "spherical": True, "seed": seed, "min_points_per_centroid": 1}
+    first = faiss.Kmeans(d, max(1, round(math.sqrt(k))), max_points_per_centroid=2000, **opts)
+    first.train(sample)
+    _, assign = first.index.search(sample, 1)
+    assign = assign.ravel()
+    shares = split_shares(np.bincount(assign, minlength=first.k), k)
+    parts = []
+    for c in np.flatnonzero(shares):
+        members = sample[assign == c]
+        if shares[c] == len(members):
+            parts.append(members)  # as many centroids as points: the points themselves
+            continue
+        km = faiss.Kmeans(d, int(shares[c]), max_points_per_centroid=256, **opts)
+        km.train(members)
+        parts.append(km.centroids)
+    return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
+
+
+def split_shares(sizes: np.ndarray, k: int) -> np.ndarray:
+    """``k`` split over clusters of ``sizes`` in proportion (largest remainders), every non-empty
+    cluster getting at least 1 (where ``k`` allows) and at most its size.
+
+    Example:
+        >>> split_shares(np.array([900, 3, 0, 97]), 20).tolist()
+        [18, 1, 0, 1]
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if k > sizes.sum():
+        raise ValueError(f"cannot split {k} centroids over {int(sizes.sum())} vectors")
+    exact = sizes * k / max(1, sizes.sum())
+    shares = np.minimum(np.maximum(np.floor(exact).astype(np.int64), (sizes > 0).astype(np.int64)), sizes)
+    while shares.sum() < k:  # to the largest remainders that have room
+        room = np.where(shares < sizes, exact - shares, -np.inf)
+        shares[int(np.argmax(room))] += 1
+    while shares.sum() > k:  # from the most over their share that keep one
+        over = np.where(shares > 1, shares - exact, -np.inf)
+        if np.isneginf(over.max()):  # fewer centroids than clusters: the smallest get none
+            over = np.where(shares > 0, -exact, -np.inf)
+        shares[int(np.argmax(over))] -= 1
+    return shares
 
 
 def search_params(spec: IndexSpec, index: Any, selector: Any = None, widen: int = 1) -> Any:
@@ -273,5 +317,7 @@ __all__ = [
     "choose_kind",
     "default_nlist",
     "default_nprobe",
+    "split_shares",
     "train_index",
+    "two_level_centroids",
 ]

@@ -318,12 +318,11 @@ class _Indexer:
 
     def finish(self, total: int) -> FaissStore:
         """Add all ``total`` staged rows (the stream is over) and settle the store."""
+        self.threads = None  # the stream is over: all cores (a running job takes them at its next batch)
         if self.job is not None:
             self.job.result()
             self.job = None
-        if self.threads is not None:
-            self.threads = None
-            self.run(self._set_threads)  # the default (all cores) for what is left
+        self.run(self._set_threads)
         if self.store is None or (self.fresh and not self.ready()):
             self.plan(total)  # nothing was added yet: choose for the final size
         assert self.store is not None
@@ -350,7 +349,8 @@ class _Indexer:
         faiss = fx.faiss_module()
         if self.default_threads is None:
             self.default_threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(self.threads or self.default_threads)
+        threads = self.threads  # read once: the caller may clear it meanwhile
+        faiss.omp_set_num_threads(min(threads, self.default_threads) if threads else self.default_threads)
 
     def _work(self, upto: int) -> None:
         """(Train, then) add staged rows up to ``upto`` (runs in the worker thread)."""
@@ -370,6 +370,7 @@ class _Indexer:
             del sample  # may be a view of the memory map
             self.timings["train"] += time.perf_counter() - t0
         while self.done < upto and not self.stopped:
+            self._set_threads()  # the cap ends with the stream, also in the middle of a job
             t0 = time.perf_counter()
             a, b = self.done, min(upto, self.done + ADD_BATCH)
             store._add_keyed(self.st.vectors(b)[a:], np.arange(self.base + a, self.base + b, dtype=np.int64))
