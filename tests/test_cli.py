@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,15 @@ def work(tmp_path_factory, tiny_embedding, tiny_reranker):
     report = json.loads(res.stdout)
     assert (report["documents"], report["store_size"], report["skipped"]) == (40, 40, 0)
     return d
+
+
+def test_index_table_says_where_the_time_went(work, tiny_embedding):
+    res = cli("index", "corpus.jsonl", "--store", "store-table", "--model", tiny_embedding, "--backend", "hf",
+              "--batch-size", "8", cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert re.search(r"^documents\s+40$", res.stdout, re.M)
+    phases = r"^phases\s+stream \d+\.\d s, build \d+\.\d s, save \d+\.\d s"
+    assert re.search(phases, res.stdout, re.M), res.stdout
 
 
 def test_info(work, tiny_embedding):
