@@ -287,9 +287,8 @@ def test_many_lists_train_by_two_level_kmeans_with_recall(monkeypatch, kind):
 
 def test_two_level_kmeans_gives_a_small_cluster_its_own_centroid():
     """A tight cluster smaller than len(sample)/k: Faiss's two_level_clustering gives it no
-    sub-centroid and fails (k-means of 0 centroids); ours gives it one."""
-    from faiss.contrib.clustering import two_level_clustering
-
+    sub-centroid and fails on this data (k-means of 0 centroids; faiss-cpu 1.15.1); ours gives
+    it one."""
     from qwen3_rag.faiss_index import two_level_centroids
 
     rng = np.random.default_rng(0)
@@ -299,8 +298,6 @@ def test_two_level_kmeans_gives_a_small_cluster_its_own_centroid():
     outliers = rng.normal(size=d) + 0.001 * rng.normal(size=(20, d))
     x = np.vstack([x, outliers]).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    with pytest.raises(RuntimeError):
-        two_level_clustering(x, 16, k, clustering_niter=10, spherical=True)
     centroids = two_level_centroids(x, k)
     assert centroids.shape == (k, d) and centroids.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(centroids, axis=1), 1, atol=1e-5)  # spherical
