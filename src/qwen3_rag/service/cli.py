@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import threading
 from typing import Any
 
 logger = logging.getLogger("qwen3_rag")
@@ -36,7 +38,21 @@ def serve(
     if host not in LOOPBACK and not api_key:
         logger.warning("qwen3_rag: serving on %s without an API key: anyone who reaches it can use it", host)
     app = create_app(embedder, reranker, store, api_key=api_key, **app_options)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    # uvicorn shuts down gracefully on SIGTERM, then restores the handler it found and raises the
+    # signal again. With the default handler the process would die there without running its
+    # exit hooks, and a vLLM engine core (a process of its own) would outlive the server; with
+    # this one it exits through Python (status 143) and the engines are shut down.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal) if main else None
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
