@@ -394,5 +394,8 @@ def test_faiss_threads_leave_the_engines_their_cores_while_they_embed(tmp_path, 
     assert seen[-1] == ("save", default[0], False)
 
     assert ix._stream_threads(HashEmbedder()) is None  # no engine pool here: the default
+    remote = types.SimpleNamespace(engine=types.SimpleNamespace(pool=emb.engine.pool,
+                                                                config=types.SimpleNamespace(backend="remote")))
+    assert ix._stream_threads(remote) is None  # HTTP clients: nothing to leave them
     monkeypatch.setenv("OMP_NUM_THREADS", "5")  # the user's setting wins
     assert ix._stream_threads(emb) is None

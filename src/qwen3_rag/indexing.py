@@ -576,13 +576,15 @@ def _stream_threads(embedder: Any) -> int | None:
     """Faiss threads while ``embedder`` embeds; ``None``: OpenMP's default (``OMP_NUM_THREADS``,
     else all cores).
 
-    Where the embedder runs an engine pool on this host and ``OMP_NUM_THREADS`` is unset: the
-    cores less one per pool worker and two for the reading and embedding threads (at least 1).
+    Where the embedder runs an engine pool on this host (not of the ``remote`` backend) and
+    ``OMP_NUM_THREADS`` is unset: the cores less one per pool worker and two for the reading and
+    embedding threads (at least 1).
     """
-    if os.environ.get("OMP_NUM_THREADS", "").strip():
+    engine = getattr(embedder, "engine", None)
+    remote = getattr(getattr(engine, "config", None), "backend", None) == "remote"  # HTTP clients
+    if remote or os.environ.get("OMP_NUM_THREADS", "").strip():
         return None
-    pool = getattr(getattr(embedder, "engine", None), "pool", None)
-    workers = len(getattr(pool, "procs", ()))
+    workers = len(getattr(getattr(engine, "pool", None), "procs", ()))
     return max(1, _cores() - workers - 2) if workers else None
 
 
