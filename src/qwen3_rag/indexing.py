@@ -278,7 +278,7 @@ class _Indexer:
     """
 
     def __init__(self, store: FaissStore | None, st: _Staging, base: int, fresh: bool,
-                 new_store: Callable[[int], FaissStore]):
+                 new_store: Callable[[int], FaissStore], threads: int | None = None):
         self.store = store
         self.st = st
         self.base = base
@@ -292,7 +292,7 @@ class _Indexer:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen3-rag-index")
         self.job: Future[None] | None = None
         self.stopped = False
-        self.threads: int | None = None  # Faiss threads in the worker (None: OpenMP's default)
+        self.threads = threads  # Faiss threads in the worker while streaming (None: OpenMP's default)
         self.default_threads: int | None = None  # OpenMP's default, read in the worker
 
     def ready(self) -> bool:
@@ -547,13 +547,11 @@ def _indexer(root: Path, st: _Staging, embedder: Any, dim: int, index: Any, has_
     def new_store(n: int) -> FaissStore:
         return FaissStore(dim, root, index=index, embedder=embedder, expected_size=n)
 
+    threads = _stream_threads(embedder)
     if has_store:
         store = FaissStore.load(root, embedder)
-        indexer = _Indexer(store, st, base=store._next_iid, fresh=False, new_store=new_store)
-        indexer.threads = _stream_threads(embedder)
-        return indexer
-    indexer = _Indexer(None, st, base=0, fresh=True, new_store=new_store)
-    indexer.threads = _stream_threads(embedder)
+        return _Indexer(store, st, base=store._next_iid, fresh=False, new_store=new_store, threads=threads)
+    indexer = _Indexer(None, st, base=0, fresh=True, new_store=new_store, threads=threads)
     probe = new_store(0)  # checks the index choice before anything is embedded
     if not (index == "auto" or probe.spec.is_ivf):
         indexer.store = probe  # an index that doesn't depend on the corpus size
