@@ -6,13 +6,22 @@ import json
 import subprocess
 import sys
 
-from qwen3_rag.bench import flops_per_token, parse_sweep, recommend
+import pytest
+
+from qwen3_rag.bench import _value, flops_per_token, parse_sweep, recommend
 from qwen3_rag.config import load_settings
 
 
 def test_parse_sweep_is_a_cartesian_product():
     assert parse_sweep("a=1,2;b=x") == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
     assert parse_sweep(None) == [{}]
+
+
+def test_option_values_may_be_json_and_bad_json_is_named():
+    assert _value(' {"cudagraph_mode": "NONE"}') == {"cudagraph_mode": "NONE"}
+    assert _value("[1, 2]") == [1, 2]
+    with pytest.raises(ValueError, match=r"option value '\{cudagraph_mode: NONE\}' is not valid JSON"):
+        _value("{cudagraph_mode: NONE}")
 
 
 def test_flops_per_token_of_the_real_0_6b_shape():

@@ -56,7 +56,7 @@ def test_index_table_says_where_the_time_went(work, tiny_embedding):
               "--batch-size", "8", cwd=work)
     assert res.returncode == 0, res.stderr
     assert re.search(r"^documents\s+40$", res.stdout, re.M)
-    phases = r"^phases\s+stream \d+\.\d s, build \d+\.\d s, save \d+\.\d s"
+    phases = r"^phases\s+load \d+\.\d s, stream \d+\.\d s, build \d+\.\d s, save \d+\.\d s"
     assert re.search(phases, res.stdout, re.M), res.stdout
 
 

@@ -131,7 +131,18 @@ def parse_sweep(spec: str | None) -> list[dict[str, Any]]:
 
 
 def _value(x: str) -> Any:
+    """A number, a boolean, a JSON object or list (``{"cudagraph_mode": "NONE"}``), or the string.
+
+    Example:
+        >>> _value("8"), _value("true"), _value('{"mode": 0}'), _value("bf16")
+        (8, True, {'mode': 0}, 'bf16')
+    """
     x = x.strip()
+    if x.startswith(("{", "[")):
+        try:
+            return json.loads(x)
+        except ValueError as e:
+            raise ValueError(f"option value {x!r} is not valid JSON: {e}") from None
     for cast in (int, float):
         try:
             return cast(x)
@@ -268,6 +279,8 @@ def _bench_model(task: str, make: Any, run: Any, token_ids: Any, warm: int,
         return [{"task": task, "backend": "failed", "options": options, "workload": "-", "n": 0,
                  "error": f"{type(e).__name__}: {e}"[:500]}]
     startup = time.perf_counter() - t0
+    pool = getattr(model.engine, "pool", None)  # engine pools say where their start-up went
+    detail = {"startup_workers": pool.startup["workers"]} if pool is not None else {}
     fpt = flops_per_token(AutoConfig.from_pretrained(model.engine.config.model))
     rows = []
     for name, items in workloads.items():
@@ -276,7 +289,7 @@ def _bench_model(task: str, make: Any, run: Any, token_ids: Any, warm: int,
         with Monitor() as mon:
             sec = _best_time(lambda items=items: run(model, items), repeats)
         rows.append({**_row(task, model.backend, options, name, len(items), ntok, sec, startup, fpt),
-                     **mon.summary()})
+                     **mon.summary(), **detail})
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     _release()
     return rows

@@ -99,7 +99,8 @@ class IndexReport:
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per phase: ``stream`` (read, embed, stage), ``build`` (after the stream, until the
     store is ready), ``save``; and, wherever they ran (mostly in the background during the
-    stream), ``train`` and ``add`` (vectors into Faiss, rows into the store's database)."""
+    stream), ``train`` and ``add`` (vectors into Faiss, rows into the store's database).
+    ``qwen3-rag index`` puts ``load`` first: building the embedder's engines, before this ran."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
     from qwen3_rag.indexing import index_corpus
     from qwen3_rag.sources import open_source
     from qwen3_rag.store import read_manifest
@@ -47,14 +49,17 @@ def run(args: argparse.Namespace) -> int:
         recorded = (read_manifest(args.store)[1].get("embedder") or {})
     except (FileNotFoundError, ValueError):
         recorded = None
+    t0 = time.perf_counter()
     embedder = make_embedder(args, model=(recorded or {}).get("model"),
                              dimension=(recorded or {}).get("dimension"))
+    load_s = time.perf_counter() - t0
     report = index_corpus(
         source, args.store, embedder, batch_size=args.batch_size, commit_every=args.commit_every,
         resume=not args.no_resume, chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
         text_field=args.text_field, id_field=args.id_field, skip_bad_lines=args.skip_bad_lines,
         show_progress=progress_wanted(args), index=args.index,
     )
+    report.timings = {"load": load_s, **report.timings}  # the model's engines, before index_corpus
     if args.json:
         print_json(report.to_dict())
     else:

@@ -152,6 +152,15 @@ def _worker(
     parallel in the workers instead of in the parent.
     """
     _name_process(f"qwen3rag-{kind[:3]}{index}")
+    clock = time.perf_counter()
+    times: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        times[name] = round(now - clock, 2)
+        clock = now
+
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     try:
@@ -167,10 +176,14 @@ def _worker(
             # two, and no message per prompt between them (same throughput with 4 workers on an
             # H200, less CPU: docs/benchmarks.md, run 10).
             options = {"multiprocessing": "off", **options}
+        lap("imports")
         formatter = make_formatter(kind, load_tokenizer(model, options), max_length)
+        lap("tokenizer")
         with start_lock if start_lock is not None else contextlib.nullcontext():
+            lap("wait")
             engine = get_engine(kind, model, backend, max_length=max_length, options=options, **extra)
-        outbox.put(("ready", index, getattr(engine, "dimension", None)))
+        lap("engine")
+        outbox.put(("ready", index, (getattr(engine, "dimension", None), times)))
     except BaseException as e:  # report start-up failures to the parent
         outbox.put(("error", index, f"{type(e).__name__}: {e}"))
         return
@@ -298,15 +311,26 @@ class _Pool:
         # At interpreter exit multiprocessing joins non-daemon children; close the workers first
         # (finalizers with an exit priority run before that join), or exit would wait forever.
         mp_util.Finalize(self, _Pool.close, args=(self,), exitpriority=100)
+        self.startup: dict[str, Any] = {}
+        """Start-up of the workers: ``seconds`` until all were ready, and each worker's own
+        ``imports``/``tokenizer``/``wait`` (for its GPU's build lock)/``engine`` seconds."""
+        started = time.perf_counter()
+        workers: dict[int, dict[str, float]] = {}
         with _hidden_main():
             for p in self.procs:  # all start at once: imports and tokenizers load in parallel
                 p.start()
             for _ in self.procs:
-                status, _, value = self._startup_message()
+                status, w, value = self._startup_message()
                 if status == "error":
                     self.close()
                     raise RuntimeError(f"an engine worker failed to start: {value}")
-                self.dimension = value
+                self.dimension, workers[w] = value
+        self.startup = {"seconds": round(time.perf_counter() - started, 2),
+                        "workers": [workers[w] for w in sorted(workers)]}
+        slowest = max(self.startup["workers"], key=lambda t: sum(t.values()))
+        logger.info("qwen3_rag: %d %s engine workers ready in %.1f s (slowest: %s)",
+                    len(self.procs), config.kind, self.startup["seconds"],
+                    ", ".join(f"{k} {v:.1f} s" for k, v in slowest.items()))
         self.collector = threading.Thread(target=self._collect, name="qwen3-rag-pool", daemon=True)
         self.collector.start()
 
