@@ -176,6 +176,7 @@ def index_step(args: argparse.Namespace, result: dict, corpus: str, store: str, 
         sys.executable,
         "-m",
         "qwen3_rag",
+        "--verbose",  # the pool's start-up breakdown goes to index.log
         "index",
         corpus,
         "--store",

@@ -1,0 +1,30 @@
+# Device run 22 (session 7, one H200): where the start-up of 4 pool workers goes, and whether
+# CUDA graphs (useless for bulk embedding: steps of thousands of tokens run outside them) or a
+# larger step pay for themselves. Seed-style 100k documents, 4 workers built at once.
+# Each variant with its own compile hash runs twice (cold, then warm compile cache).
+source benchmarks/device/common.sh
+log "start run22"
+leftovers
+nproc | tee -a "$LOG"
+BASE="--workload seed -n 100000 --option enable_prefix_caching=false --option kv_cache_memory_bytes=8000000000 --option engines_per_gpu=4"
+NOGRAPH='--option compilation_config={"cudagraph_mode":"NONE"}'
+export BENCH_TIMEOUT=110
+bench base-cold $BASE
+bench nograph-cold $BASE $NOGRAPH
+bench base $BASE
+bench nograph $BASE $NOGRAPH
+bench eager $BASE --option enforce_eager=true
+bench step64k $BASE $NOGRAPH --option max_num_batched_tokens=65536 --option max_num_seqs=2048
+mkdir -p /tmp/run22 && cp "$OUT"/*.json /tmp/run22/ 2>/dev/null
+# where the workers' start-up went (the bench JSON's startup_workers) and vLLM's own timings
+python3 - <<'PY' | tee -a "$LOG"
+import glob, json, os
+for f in sorted(glob.glob(os.environ["OUT"] + "/*.json")):
+    for r in json.load(open(f))["rows"]:
+        w = r.get("startup_workers") or []
+        print(os.path.basename(f), round(r.get("items_per_s", 0)), "start-up", r.get("startup_s"),
+              "workers", [" ".join(f"{k[:3]} {v}" for k, v in x.items()) for x in w])
+PY
+grep -E "took|takes|finished in|Compil|cache" "$OUT/full.log" | grep -vE "Triton kernel JIT" | cut -c1-220 > "$OUT/vllm-timings.log"
+leftovers
+log "done run22"
