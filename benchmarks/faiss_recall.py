@@ -29,7 +29,9 @@ def clustered(rng: np.random.Generator, n: int, centres: np.ndarray, noise: floa
 
 
 def exact_topk(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    import faiss
+    from qwen3_rag.faiss_index import faiss_module
+
+    faiss = faiss_module()
 
     index = faiss.IndexFlatIP(base.shape[1])
     index.add(base)
@@ -52,9 +54,9 @@ def main() -> None:
                          "a large N: one k-means over all lists)")
     args = ap.parse_args()
 
-    import faiss
-
     from qwen3_rag import FaissStore, faiss_index
+
+    faiss = faiss_index.faiss_module()  # with the CPU's OpenBLAS kernels
     from qwen3_rag.faiss_index import IndexSpec, choose_kind
 
     if args.two_level_min_nlist is not None:

@@ -100,7 +100,9 @@ class PhaseTimer:
 
 def faiss_threads() -> int:
     """OpenMP threads Faiss uses in a fresh thread (where ``index_corpus`` runs Faiss)."""
-    import faiss
+    from qwen3_rag.faiss_index import faiss_module
+
+    faiss = faiss_module()
 
     out: list[int] = []
     t = threading.Thread(target=lambda: out.append(faiss.omp_get_max_threads()))
