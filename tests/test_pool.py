@@ -40,6 +40,8 @@ def test_pool_of_two_processes_matches_single_engine(tiny_embedding, tiny_rerank
     assert all(sum(w.values()) <= startup["seconds"] + 0.05 for w in startup["workers"])
     assert all(w["engine"] > 0 for w in startup["workers"])
     np.testing.assert_allclose(pooled.embed_documents(texts), single.embed_documents(texts), atol=1e-5)
+    assert pooled._formatter is None  # the workers tokenize: this process never loaded a tokenizer
+    assert pooled.formatter.documents(["a"]) == single.formatter.documents(["a"])  # loads on use
     assert pooled.embed_documents([]).shape == (0, 64)
 
     rr1 = Qwen3Reranker(tiny_reranker, backend="hf")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -77,6 +78,7 @@ class Qwen3Embedder:
         self.backend = resolve_backend(backend or settings.backend)
         self.query_instruction = query_instruction
         self.max_length = max_length = settings.max_length if max_length is None else max_length
+        EmbeddingFormatter.check_max_length(max_length)  # the formatter itself loads on first use
         self.show_progress = show_progress
         engine_options = {**settings.engine_options("embedding", self.backend), **engine_options}
         self.engine_options = engine_options
@@ -84,8 +86,8 @@ class Qwen3Embedder:
         self.engine: EmbeddingEngine = get_engine(  # type: ignore[assignment]
             "embedding", model, self.backend, max_length=max_length, options=engine_options
         )
-        self.tokenizer = load_tokenizer(self.engine.config.model, engine_options)
-        self.formatter = EmbeddingFormatter(self.tokenizer, max_length)
+        self._formatter: EmbeddingFormatter | None = None  # loaded on first use (see formatter)
+        self._formatter_lock = threading.Lock()
         full = self.engine.dimension
         if dimensions is not None and not (MIN_DIMENSIONS <= dimensions <= full):
             raise ValueError(
@@ -95,6 +97,24 @@ class Qwen3Embedder:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.batch_size = batch_size or self.engine.preferred_batch_size
+
+    @property
+    def formatter(self) -> EmbeddingFormatter:
+        """Formats and tokenizes queries and documents; loads the tokenizer on first use.
+
+        An engine pool formats in its worker processes, so embedding through one never loads
+        the tokenizer here (``qwen3-rag index`` saves the import of transformers and the load).
+        """
+        with self._formatter_lock:
+            if self._formatter is None:
+                tokenizer = load_tokenizer(self.engine.config.model, self.engine_options)
+                self._formatter = EmbeddingFormatter(tokenizer, self.max_length)
+            return self._formatter
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (loaded on first use)."""
+        return self.formatter.tokenizer
 
     @property
     def dimension(self) -> int:
@@ -113,7 +133,9 @@ class Qwen3Embedder:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts), unit="text", desc="embedding")
-        batches = stream(self.engine, self.formatter, method, kwargs, texts, self.batch_size)
+        in_workers = getattr(self.engine, "formats_in_workers", False)  # then no tokenizer here
+        batches = stream(self.engine, None if in_workers else self.formatter, method, kwargs, texts,
+                         self.batch_size)
         try:
             for start, part, vecs in batches:
                 if self.dimensions is not None:

@@ -98,11 +98,16 @@ class EmbeddingFormatter:
     """
 
     def __init__(self, tokenizer: Any, max_length: int = DEFAULT_MAX_LENGTH):
-        if max_length < 2:
-            raise ValueError(f"max_length must be at least 2, got {max_length}")
+        self.check_max_length(max_length)
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.eos_id = token_id(tokenizer, EOS_TOKEN)
+
+    @staticmethod
+    def check_max_length(max_length: int) -> None:
+        """Raise ``ValueError`` unless sequences of ``max_length`` tokens fit a token and the EOS."""
+        if max_length < 2:
+            raise ValueError(f"max_length must be at least 2, got {max_length}")
 
     def documents(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids for documents (no instruction)."""
