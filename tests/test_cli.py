@@ -15,8 +15,8 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 TOPICS = ["cats", "rivers", "music", "stars", "bread"]
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+def cli(*args: str, cwd: Path, **env_vars: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", **env_vars}
     env.pop("QWEN3_RAG_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "qwen3_rag", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -49,6 +49,18 @@ def work(tmp_path_factory, tiny_embedding, tiny_reranker):
     report = json.loads(res.stdout)
     assert (report["documents"], report["store_size"], report["skipped"]) == (40, 40, 0)
     return d
+
+
+def test_index_through_an_engine_pool(work, tiny_embedding):
+    """The pool's workers are stopped in a background thread once the stream ends."""
+    (work / "pool.toml").write_text("[embedding]\nengines_per_gpu = 2\n")
+    res = cli("-v", "index", "corpus.jsonl", "--store", "store-pool", "--model", tiny_embedding,
+              "--backend", "hf", "--batch-size", "8", "--json", cwd=work,
+              QWEN3_RAG_CONFIG=str(work / "pool.toml"))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["store_size"] == 40
+    assert "2 embedding engine workers ready" in res.stderr
+    assert "Traceback" not in res.stderr
 
 
 def test_index_table_says_where_the_time_went(work, tiny_embedding):

@@ -120,6 +120,26 @@ def test_clean_run_stages_in_a_file_and_leaves_nothing_behind(tmp_path):
     np.testing.assert_array_equal(vecs, HashEmbedder().embed_documents(texts))
 
 
+def test_on_embedded_comes_once_after_the_last_embedding_and_before_the_save(tmp_path):
+    class Closes(HashEmbedder):
+        closed = False
+
+        def embed_documents(self, texts):
+            assert not self.closed, "embedded after on_embedded"
+            return super().embed_documents(texts)
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", records(50))
+    emb, seen = Closes(), []
+
+    def on_embedded():
+        seen.append((emb.calls, (tmp_path / "s" / "CURRENT").exists()))
+        emb.closed = True
+
+    report = run(corpus, tmp_path / "s", emb, on_embedded=on_embedded)
+    assert seen == [(7, False)]  # 50 documents in batches of 8; no store saved yet
+    assert report.store_size == 50
+
+
 def test_vectors_file_longer_than_committed_is_cut_on_resume(tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl", records(100))
     crash_midway(corpus, tmp_path / "s")

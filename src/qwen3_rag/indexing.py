@@ -431,6 +431,7 @@ def index_corpus(
     skip_bad_lines: bool = False,
     show_progress: bool | None = None,
     index: Any = "auto",
+    on_embedded: Callable[[], Any] | None = None,
 ) -> IndexReport:
     """Embed a corpus into the store at ``store_path``; resumable after any crash.
 
@@ -457,6 +458,9 @@ def index_corpus(
             :class:`~qwen3_rag.sources.BadInputError`.
         show_progress: tqdm bar with docs/s and ETA (default: when stderr is a terminal).
         index: the store's index choice when it is created (see :class:`FaissStore`).
+        on_embedded: called once every document is embedded, before the store is built and
+            saved: the embedder is not used after that (``qwen3-rag index`` stops an engine
+            pool's workers then, in the background, so the GPU is freed while the store is saved).
 
     Raises:
         FileNotFoundError: the source doesn't exist.
@@ -518,6 +522,8 @@ def index_corpus(
                 _stream(src, st, indexer, embedder, batch_size, commit_every, chunk_tokens, chunk_overlap,
                         text_field, id_field, skip_bad_lines, show_progress, resumed_from, expected)
                 timings["stream"] = time.perf_counter() - t0
+            if on_embedded is not None:
+                on_embedded()
             t0 = time.perf_counter()
             store = _build(st, indexer, has_store, src.name)
             timings["build"] = time.perf_counter() - t0

@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import threading
     import time
 
     from qwen3_rag.indexing import index_corpus
@@ -53,12 +54,21 @@ def run(args: argparse.Namespace) -> int:
     embedder = make_embedder(args, model=(recorded or {}).get("model"),
                              dimension=(recorded or {}).get("dimension"))
     load_s = time.perf_counter() - t0
-    report = index_corpus(
-        source, args.store, embedder, batch_size=args.batch_size, commit_every=args.commit_every,
-        resume=not args.no_resume, chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
-        text_field=args.text_field, id_field=args.id_field, skip_bad_lines=args.skip_bad_lines,
-        show_progress=progress_wanted(args), index=args.index,
-    )
+    # Once everything is embedded, an engine pool's worker processes stop while the store is
+    # built and saved (other engines close at exit, in the main thread, as always).
+    closing = threading.Thread(target=embedder.engine.close, name="qwen3-rag-close-engines")
+    pooled = hasattr(embedder.engine, "pool")
+    try:
+        report = index_corpus(
+            source, args.store, embedder, batch_size=args.batch_size, commit_every=args.commit_every,
+            resume=not args.no_resume, chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
+            text_field=args.text_field, id_field=args.id_field, skip_bad_lines=args.skip_bad_lines,
+            show_progress=progress_wanted(args), index=args.index,
+            on_embedded=closing.start if pooled else None,
+        )
+    finally:
+        if closing.ident is not None:
+            closing.join()
     report.timings = {"load": load_s, **report.timings}  # the model's engines, before index_corpus
     if args.json:
         print_json(report.to_dict())
