@@ -38,7 +38,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
-from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 import numpy as np
@@ -177,16 +177,12 @@ def _worker(
             # H200, less CPU: docs/benchmarks.md, run 10).
             options = {"multiprocessing": "off", **options}
         lap("imports")
-        # The tokenizer loads in a thread while the engine builds (both read files; ~4 s each
-        # on an H200 host with 4 workers starting); "tokenizer" is the wait for it afterwards.
-        with ThreadPoolExecutor(1, thread_name_prefix="qwen3-rag-tokenizer") as ex:
-            tokenizer = ex.submit(load_tokenizer, model, options)
-            with start_lock if start_lock is not None else contextlib.nullcontext():
-                lap("wait")
-                engine = get_engine(kind, model, backend, max_length=max_length, options=options, **extra)
-            lap("engine")
-            formatter = make_formatter(kind, tokenizer.result(), max_length)
+        formatter = make_formatter(kind, load_tokenizer(model, options), max_length)
         lap("tokenizer")
+        with start_lock if start_lock is not None else contextlib.nullcontext():
+            lap("wait")
+            engine = get_engine(kind, model, backend, max_length=max_length, options=options, **extra)
+        lap("engine")
         outbox.put(("ready", index, (getattr(engine, "dimension", None), times)))
     except BaseException as e:  # report start-up failures to the parent
         outbox.put(("error", index, f"{type(e).__name__}: {e}"))
@@ -317,8 +313,7 @@ class _Pool:
         mp_util.Finalize(self, _Pool.close, args=(self,), exitpriority=100)
         self.startup: dict[str, Any] = {}
         """Start-up of the workers: ``seconds`` until all were ready, and each worker's own
-        ``imports``/``wait`` (for its GPU's build lock)/``engine``/``tokenizer`` (loaded while
-        the engine built; the wait for it after) seconds."""
+        ``imports``/``tokenizer``/``wait`` (for its GPU's build lock)/``engine`` seconds."""
         started = time.perf_counter()
         workers: dict[int, dict[str, float]] = {}
         with _hidden_main():
