@@ -218,6 +218,9 @@ def _worker(
     # "PyEval_SaveThread" at exit, seen on an H200) after all the work is done and delivered.
     outbox.close()
     outbox.join_thread()
+    # multiprocessing's own exit hooks still run: semaphores this process made (e.g. tqdm's
+    # lock) are released, or the resource tracker reports them "leaked" when the parent exits.
+    mp_util._run_finalizers(0)
     os._exit(0)
 
 
