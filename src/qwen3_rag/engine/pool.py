@@ -314,9 +314,6 @@ class _Pool:
         # At interpreter exit multiprocessing joins non-daemon children; close the workers first
         # (finalizers with an exit priority run before that join), or exit would wait forever.
         mp_util.Finalize(self, _Pool.close, args=(self,), exitpriority=100)
-        self.startup: dict[str, Any] = {}
-        """Start-up of the workers: ``seconds`` until all were ready, and each worker's own
-        ``imports``/``tokenizer``/``wait`` (for its GPU's build lock)/``engine`` seconds."""
         started = time.perf_counter()
         workers: dict[int, dict[str, float]] = {}
         with _hidden_main():
@@ -328,8 +325,10 @@ class _Pool:
                     self.close()
                     raise RuntimeError(f"an engine worker failed to start: {value}")
                 self.dimension, workers[w] = value
-        self.startup = {"seconds": round(time.perf_counter() - started, 2),
-                        "workers": [workers[w] for w in sorted(workers)]}
+        self.startup: dict[str, Any] = {"seconds": round(time.perf_counter() - started, 2),
+                                        "workers": [workers[w] for w in sorted(workers)]}
+        """Start-up of the workers: ``seconds`` until all were ready, and each worker's own
+        ``imports``/``tokenizer``/``wait`` (for its GPU's build lock)/``engine`` seconds."""
         slowest = max(self.startup["workers"], key=lambda t: sum(t.values()))
         logger.info("qwen3_rag: %d %s engine workers ready in %.1f s (slowest: %s)",
                     len(self.procs), config.kind, self.startup["seconds"],
