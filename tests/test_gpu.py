@@ -69,6 +69,17 @@ def _compare(emb_path, rr_path):
     got_d, got_q = emb.embed_documents(DOCS), emb.embed_queries(QUERIES)
     got_s = rr.score_pairs(pairs)
 
+    # vLLM's own tokenizer (what pool workers format with) gives exactly our formatters' ids
+    from qwen3_rag.formats import make_formatter
+
+    own_emb, own_rr = emb.engine.own_tokenizer(), rr.engine.own_tokenizer()
+    assert own_emb is not None and own_rr is not None
+    texts = DOCS + [d * 40 for d in DOCS]  # some cut at max_length
+    assert make_formatter("embedding", own_emb, 512).documents(texts) == emb.formatter.documents(texts)
+    assert make_formatter("embedding", own_emb, 512).queries(QUERIES) == emb.formatter.queries(QUERIES)
+    long_pairs = [(q, d) for q in QUERIES for d in texts]
+    assert make_formatter("reranker", own_rr, 512).pairs(long_pairs) == rr.formatter.pairs(long_pairs)
+
     cos_d = (got_d * ref_d).sum(1)
     cos_q = (got_q * ref_q).sum(1)
     delta = np.abs(got_s - ref_s)
@@ -134,5 +145,38 @@ def test_vllm_fast_path_matches_vllm(checkpoints):
         big = emb.formatter.documents(DOCS * 30)  # 180 rows: more than a bucket holds, so vLLM
         assert not emb.engine.fast.graphs.fits(big)
         assert emb.engine.embed(big).shape == (180, emb.dimension)
+    finally:
+        shutdown_engines()
+
+
+def test_vllm_pool_matches_one_engine(checkpoints):
+    """Two vLLM workers on one GPU that tokenize with vLLM's tokenizer agree with one engine here."""
+    from qwen3_rag import Qwen3Embedder, Qwen3Reranker
+    from qwen3_rag.engine import shutdown_engines
+
+    emb_path, rr_path = checkpoints
+    if "g-emb6" in str(emb_path):
+        pytest.skip("the tiny checkpoints show it (the pool code does not depend on the shapes)")
+    pool = {"engines_per_gpu": 2, "kv_cache_memory_bytes": 2_000_000_000}
+    texts = [f"Document {i}: " + "about Paris and bananas " * (i % 40) for i in range(300)]
+    pairs = [(q, d) for q in QUERIES for d in texts]
+    try:
+        one_e = Qwen3Embedder(emb_path, backend="vllm", max_length=512, **VLLM_OPTS)
+        one_r = Qwen3Reranker(rr_path, backend="vllm", max_length=512, **VLLM_OPTS)
+        ref_d, ref_s = one_e.embed_documents(texts), one_r.score_pairs(pairs)
+        shutdown_engines()
+        pool_e = Qwen3Embedder(emb_path, backend="vllm", max_length=512, **pool, **VLLM_OPTS)
+        assert pool_e._formatter is None  # the workers tokenize
+        got_d = pool_e.embed_documents(texts)
+        startup = pool_e.engine.pool.startup
+        assert all(w["tokenizer"] < 1.0 for w in startup["workers"])  # vLLM's tokenizer, no 2nd load
+        pool_e.engine.close()
+        pool_r = Qwen3Reranker(rr_path, backend="vllm", max_length=512, **pool, **VLLM_OPTS)
+        got_s = pool_r.score_pairs(pairs)
+        cos = (got_d * ref_d).sum(1).min()
+        delta = np.abs(got_s - ref_s).max()
+        print(f"\nPOOL {emb_path}: min cos {cos:.6f}; max |dscore| {delta:.6f}; "
+              f"start-up {startup}")
+        assert cos >= 0.999 and delta <= 2e-2
     finally:
         shutdown_engines()

@@ -36,7 +36,7 @@ def test_pool_of_two_processes_matches_single_engine(tiny_embedding, tiny_rerank
     assert len(pooled.engine.pool.procs) == 2
     assert all(p.is_alive() for p in pooled.engine.pool.procs)
     startup = pooled.engine.pool.startup  # where each worker's start-up went
-    assert [list(w) for w in startup["workers"]] == [["imports", "tokenizer", "wait", "engine"]] * 2
+    assert [list(w) for w in startup["workers"]] == [["imports", "wait", "engine", "tokenizer"]] * 2
     assert all(sum(w.values()) <= startup["seconds"] + 0.05 for w in startup["workers"])
     assert all(w["engine"] > 0 for w in startup["workers"])
     np.testing.assert_allclose(pooled.embed_documents(texts), single.embed_documents(texts), atol=1e-5)
@@ -51,6 +51,35 @@ def test_pool_of_two_processes_matches_single_engine(tiny_embedding, tiny_rerank
     procs = list(pooled.engine.pool.procs)
     pooled.engine.close()
     assert not any(p.is_alive() for p in procs)
+
+
+def test_worker_formats_with_the_engines_own_tokenizer(tiny_embedding, tiny_reranker, monkeypatch):
+    """A worker uses the tokenizer its engine loaded (vLLM's) and loads one only without it."""
+    from qwen3_rag.engine import get_engine
+    from qwen3_rag.engine.pool import worker_formatter
+    from qwen3_rag.formats import RerankFormatter
+    from qwen3_rag.tokenizer import load_tokenizer
+
+    loaded = load_tokenizer(tiny_embedding)
+    engine = get_engine("embedding", tiny_embedding, "hf", max_length=64)
+    assert engine.own_tokenizer() is None  # the hf backend takes token ids only
+    assert worker_formatter("embedding", engine, tiny_embedding, {}, 64).tokenizer is loaded
+
+    class Owning:
+        def own_tokenizer(self):
+            return loaded
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("loaded a second tokenizer")
+
+    monkeypatch.setattr("qwen3_rag.tokenizer.load_tokenizer", no_load)
+    fmt = worker_formatter("embedding", Owning(), "unused", {}, 64)
+    assert fmt.tokenizer is loaded and fmt.max_length == 64
+    assert fmt.documents(["a b"]) == [[*loaded.encode("a b", add_special_tokens=False), fmt.eos_id]]
+    rerank = worker_formatter("reranker", Owning(), "unused", {}, 128)
+    assert rerank.tokenizer is loaded
+    reference = RerankFormatter(load_tokenizer(tiny_reranker), 128)
+    assert rerank.pairs([("q", "d")]) == reference.pairs([("q", "d")])
 
 
 def test_pool_worker_start_failure_is_reported(tiny_embedding):

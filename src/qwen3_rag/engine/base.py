@@ -100,6 +100,14 @@ class Engine:
             fut.set_exception(e)
         return fut
 
+    def own_tokenizer(self) -> Any | None:
+        """The Hugging Face fast tokenizer this engine loaded for itself, or None.
+
+        vLLM loads the model's tokenizer while it builds its engine; an engine pool's worker
+        formats with that one instead of loading a second copy (``None``: it loads its own).
+        """
+        return None
+
     def close(self) -> None:
         """Release the model (GPU memory, worker processes). Idempotent."""
         self.closed = True

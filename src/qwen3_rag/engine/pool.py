@@ -131,6 +131,19 @@ def _name_process(name: str) -> None:
         ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
 
 
+def worker_formatter(kind: str, engine: Any, model: str, options: dict[str, Any], max_length: int) -> Any:
+    """The formatter a pool worker tokenizes with: over the engine's own tokenizer where it has
+    one (vLLM loaded it while building the engine: ~4 s of start-up saved per worker on an
+    H200, docs/benchmarks.md run 27), else over :func:`~qwen3_rag.tokenizer.load_tokenizer`'s."""
+    from qwen3_rag.formats import make_formatter
+    from qwen3_rag.tokenizer import load_tokenizer
+
+    tokenizer = engine.own_tokenizer()
+    if tokenizer is None:
+        tokenizer = load_tokenizer(model, options)
+    return make_formatter(kind, tokenizer, max_length)
+
+
 def _worker(
     kind: str,
     model: str,
@@ -165,10 +178,8 @@ def _worker(
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     try:
         from qwen3_rag.engine import get_engine
-        from qwen3_rag.formats import make_formatter
-        from qwen3_rag.tokenizer import load_tokenizer
 
-        # Slow imports and the tokenizer before the GPU's start lock; only the engine inside.
+        # Slow imports before the GPU's start lock; only the engine inside.
         if backend == "vllm":
             import vllm  # noqa: F401
 
@@ -177,12 +188,12 @@ def _worker(
             # H200, less CPU: docs/benchmarks.md, run 10).
             options = {"multiprocessing": "off", **options}
         lap("imports")
-        formatter = make_formatter(kind, load_tokenizer(model, options), max_length)
-        lap("tokenizer")
         with start_lock if start_lock is not None else contextlib.nullcontext():
             lap("wait")
             engine = get_engine(kind, model, backend, max_length=max_length, options=options, **extra)
         lap("engine")
+        formatter = worker_formatter(kind, engine, model, options, max_length)
+        lap("tokenizer")
         outbox.put(("ready", index, (getattr(engine, "dimension", None), times)))
     except BaseException as e:  # report start-up failures to the parent
         outbox.put(("error", index, f"{type(e).__name__}: {e}"))
@@ -317,7 +328,7 @@ class _Pool:
         started = time.perf_counter()
         workers: dict[int, dict[str, float]] = {}
         with _hidden_main():
-            for p in self.procs:  # all start at once: imports and tokenizers load in parallel
+            for p in self.procs:  # all start at once: their imports run in parallel
                 p.start()
             for _ in self.procs:
                 status, w, value = self._startup_message()
@@ -328,7 +339,7 @@ class _Pool:
         self.startup: dict[str, Any] = {"seconds": round(time.perf_counter() - started, 2),
                                         "workers": [workers[w] for w in sorted(workers)]}
         """Start-up of the workers: ``seconds`` until all were ready, and each worker's own
-        ``imports``/``tokenizer``/``wait`` (for its GPU's build lock)/``engine`` seconds."""
+        ``imports``/``wait`` (for its GPU's build lock)/``engine``/``tokenizer`` seconds."""
         slowest = max(self.startup["workers"], key=lambda t: sum(t.values()))
         logger.info("qwen3_rag: %d %s engine workers ready in %.1f s (slowest: %s)",
                     len(self.procs), config.kind, self.startup["seconds"],

@@ -59,6 +59,9 @@ class _Routed:
     def _pick(self, token_ids: Sequence[Sequence[int]]) -> Engine:
         return self.fast if self.fast.graphs.fits(token_ids) else self.bulk
 
+    def own_tokenizer(self) -> Any | None:
+        return self.bulk.own_tokenizer()
+
     def close(self) -> None:
         for engine in (self.fast, self.bulk):
             engine.close()

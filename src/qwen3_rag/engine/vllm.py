@@ -210,6 +210,17 @@ class _VLLMMixin:
     llm: Any
     inprocess: bool = False
 
+    def own_tokenizer(self) -> Any | None:
+        """vLLM's tokenizer (``LLM.get_tokenizer()``) when it tokenizes as
+        :func:`qwen3_rag.tokenizer.load_tokenizer`'s does: a fast tokenizer that cuts on the
+        right (vLLM's choice for pooling models); else None."""
+        try:
+            tok = self.llm.get_tokenizer()
+        except ValueError:  # skip_tokenizer_init=True
+            return None
+        fits = getattr(tok, "is_fast", False) and getattr(tok, "truncation_side", None) == "right"
+        return tok if fits else None
+
     def close(self) -> None:
         global _inprocess_live
         llm, self.llm = self.llm, None
