@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
+from engine_close import dump_stacks  # a script in this folder (on sys.path when run)
+
 from qwen3_rag.bench import TOPICS, descendants, resolve_model, seed_docs
 from qwen3_rag.indexing import STAGED_VECTORS
 
@@ -86,6 +88,7 @@ def main() -> int:
     ap.add_argument("--reuse-store", action="store_true",
                     help="serve step: keep a synthetic store built by an earlier run in --workdir")
     ap.add_argument("--serve-env", action="append", default=[], help="KEY=VALUE for the serve process")
+    ap.add_argument("--serve-log-level", default="warning", help="the server's --log-level")
     ap.add_argument("--tag", default="", help="suffix of the result file (e2e-STEP-TAG.json)")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--concurrency", type=int, default=32)
@@ -243,7 +246,7 @@ def serve_step(args: argparse.Namespace, result: dict, store: str, emb: str, rr:
         "--port",
         str(args.port),
         "--log-level",
-        "warning",
+        args.serve_log_level,
     ]
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
@@ -304,12 +307,14 @@ def serve_step(args: argparse.Namespace, result: dict, store: str, emb: str, rr:
             "p99_ms": round(pct(lat32, 99), 2),
         }
     finally:
-        stop_group(srv, result)
+        stop_group(srv, result, args.out)
     return 0
 
 
-def stop_group(proc: subprocess.Popen, result: dict) -> None:
+def stop_group(proc: subprocess.Popen, result: dict, out: str) -> None:
     """SIGTERM the server, wait for a clean exit, then SIGKILL whatever is left of its process group.
+
+    Still running after 15 s: ``py-spy dump`` of it and its children goes to ``out/stacks-serve-stop.txt``.
 
     A vLLM engine core spawned by the server outlives it when the server does not shut its
     engines down (seen in session 5: a 28 GiB ``VLLM::EngineCore`` after the run).
@@ -317,9 +322,13 @@ def stop_group(proc: subprocess.Popen, result: dict) -> None:
     t0 = time.perf_counter()
     proc.terminate()
     try:
-        result["serve_exit"] = proc.wait(60)
-    except subprocess.TimeoutExpired:
-        result["serve_exit"] = "killed after 60 s"
+        result["serve_exit"] = proc.wait(15)
+    except subprocess.TimeoutExpired:  # slow to stop (session 8): where its threads wait
+        dump_stacks(proc.pid, out, "serve-stop")
+        try:
+            result["serve_exit"] = proc.wait(max(1.0, 60 - (time.perf_counter() - t0)))
+        except subprocess.TimeoutExpired:
+            result["serve_exit"] = "killed after 60 s"
     result["serve_stop_s"] = round(time.perf_counter() - t0, 1)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
