@@ -133,8 +133,9 @@ def _name_process(name: str) -> None:
 
 def worker_formatter(kind: str, engine: Any, model: str, options: dict[str, Any], max_length: int) -> Any:
     """The formatter a pool worker tokenizes with: over the engine's own tokenizer where it has
-    one (vLLM loaded it while building the engine: ~4 s of start-up saved per worker on an
-    H200, docs/benchmarks.md run 27), else over :func:`~qwen3_rag.tokenizer.load_tokenizer`'s."""
+    one (vLLM loaded it while building the engine, so no second ~4 s load per worker on an H200:
+    docs/benchmarks.md, runs 24 and 27), else over :func:`~qwen3_rag.tokenizer.load_tokenizer`'s.
+    """
     from qwen3_rag.formats import make_formatter
     from qwen3_rag.tokenizer import load_tokenizer
 
