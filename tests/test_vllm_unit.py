@@ -115,6 +115,9 @@ def test_vllm_backend_without_vllm_is_a_clear_error(tiny_embedding):
 
     with pytest.raises(ImportError, match=r"qwen3-rag\[vllm\]"):
         Qwen3Embedder(tiny_embedding, backend="vllm")
+    # an engine pool's workers import vLLM first thing, and say the same
+    with pytest.raises(RuntimeError, match=r"worker failed to start: ImportError: .*qwen3-rag\[vllm\]"):
+        Qwen3Embedder(tiny_embedding, backend="vllm", engines_per_gpu=2, kv_cache_memory_bytes=10**9)
 
 
 def test_second_inprocess_engine_is_spawned(monkeypatch):

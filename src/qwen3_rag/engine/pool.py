@@ -180,10 +180,12 @@ def _worker(
     try:
         from qwen3_rag.engine import get_engine
 
-        # Slow imports before the GPU's start lock; only the engine inside.
+        # Slow imports before the GPU's build lock (so workers that build in turn import at
+        # once); only the engine build inside.
         if backend == "vllm":
-            import vllm  # noqa: F401
+            from qwen3_rag.engine.vllm import vllm_classes
 
+            vllm_classes()
             # The engine core runs in the worker itself: one process per engine rather than
             # two, and no message per prompt between them (same throughput with 4 workers on an
             # H200, less CPU: docs/benchmarks.md, run 10).

@@ -186,14 +186,25 @@ def resolve_start_method(mode: str, inprocess_live: int) -> str:
     return mode
 
 
-def _make_llm(config: EngineConfig, options: dict[str, Any]) -> tuple[Any, bool]:
-    """The ``vllm.LLM`` and whether its engine core runs in this process."""
-    global _inprocess_live
+def vllm_classes() -> tuple[Any, Any]:
+    """``vllm.LLM`` and ``vllm.config.PoolerConfig``, imported (a clear error without vLLM).
+
+    ``import vllm`` alone is cheap (its names load lazily); this import of the engine's modules
+    is most of vLLM's import time (~10 s on a GPU host), which is why pool workers call it
+    before they queue for their GPU's build lock.
+    """
     try:
         from vllm import LLM
         from vllm.config import PoolerConfig
     except ImportError as e:
         raise ImportError("the 'vllm' backend needs vLLM: pip install 'qwen3-rag[vllm]'") from e
+    return LLM, PoolerConfig
+
+
+def _make_llm(config: EngineConfig, options: dict[str, Any]) -> tuple[Any, bool]:
+    """The ``vllm.LLM`` and whether its engine core runs in this process."""
+    global _inprocess_live
+    LLM, PoolerConfig = vllm_classes()
     kwargs = engine_kwargs(config, options)
     if config.kind == "embedding" and "pooler_config" not in kwargs:
         kwargs["pooler_config"] = PoolerConfig(seq_pooling_type="LAST", use_activation=True)
