@@ -189,9 +189,9 @@ def resolve_start_method(mode: str, inprocess_live: int) -> str:
 def vllm_classes() -> tuple[Any, Any]:
     """``vllm.LLM`` and ``vllm.config.PoolerConfig``, imported (a clear error without vLLM).
 
-    ``import vllm`` alone is cheap (its names load lazily); this import of the engine's modules
-    is most of vLLM's import time (~10 s on a GPU host), which is why pool workers call it
-    before they queue for their GPU's build lock.
+    ``import vllm`` alone loads little (its names load lazily); this import of the engine's
+    modules is most of the rest (about 10 s per worker in run 27's logs on an H200 host, four
+    at once), which is why pool workers call it before they queue for their GPU's build lock.
     """
     try:
         from vllm import LLM
