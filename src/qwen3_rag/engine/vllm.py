@@ -189,8 +189,8 @@ def resolve_start_method(mode: str, inprocess_live: int) -> str:
 def vllm_classes() -> tuple[Any, Any]:
     """``vllm.LLM`` and ``vllm.config.PoolerConfig``, imported (a clear error without vLLM).
 
-    ``import vllm`` alone loads little (its names load lazily); this import of the engine's
-    modules is most of the rest (about 10 s per worker in run 27's logs on an H200 host, four
+    ``import vllm`` alone loads torch and little else (vLLM's names load lazily); this import
+    of the engine's modules is most of the rest (about 10 s per worker in run 27's logs on an H200 host, four
     at once), which is why pool workers call it before they queue for their GPU's build lock.
     """
     try:
