@@ -23,3 +23,14 @@ leftovers() {
   nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader | tee -a "$LOG"
   pkill -9 -f "VLLM::|qwen3_rag serve|pytest -m gpu" && log "killed leftovers" || true
 }
+# per bench JSON in $OUT: docs/s, start-up, and where each worker's start-up went (startup_workers)
+startup_table() {
+python3 - <<'PY' | tee -a "$LOG"
+import glob, json, os
+for f in sorted(glob.glob(os.environ["OUT"] + "/*.json")):
+    for r in json.load(open(f))["rows"]:
+        w = r.get("startup_workers") or []
+        print(os.path.basename(f), round(r.get("items_per_s", 0)), "start-up", r.get("startup_s"),
+              "workers", [" ".join(f"{k[:3]} {v}" for k, v in x.items()) for x in w])
+PY
+}

@@ -17,14 +17,7 @@ bench eager $BASE --option enforce_eager=true
 bench step64k $BASE $NOGRAPH --option max_num_batched_tokens=65536 --option max_num_seqs=2048
 mkdir -p /tmp/run22 && cp "$OUT"/*.json /tmp/run22/ 2>/dev/null
 # where the workers' start-up went (the bench JSON's startup_workers) and vLLM's own timings
-python3 - <<'PY' | tee -a "$LOG"
-import glob, json, os
-for f in sorted(glob.glob(os.environ["OUT"] + "/*.json")):
-    for r in json.load(open(f))["rows"]:
-        w = r.get("startup_workers") or []
-        print(os.path.basename(f), round(r.get("items_per_s", 0)), "start-up", r.get("startup_s"),
-              "workers", [" ".join(f"{k[:3]} {v}" for k, v in x.items()) for x in w])
-PY
+startup_table
 grep -E "took|takes|finished in|Compil|cache" "$OUT/full.log" | grep -vE "Triton kernel JIT" | cut -c1-220 > "$OUT/vllm-timings.log"
 leftovers
 log "done run22"

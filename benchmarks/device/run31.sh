@@ -11,14 +11,7 @@ bench base-cold $BASE
 bench few-cold $BASE $FEW
 bench base $BASE
 bench few $BASE $FEW
-python3 - <<'PY' | tee -a "$LOG"
-import glob, json, os
-for f in sorted(glob.glob(os.environ["OUT"] + "/*.json")):
-    for r in json.load(open(f))["rows"]:
-        w = r.get("startup_workers") or []
-        print(os.path.basename(f), round(r.get("items_per_s", 0)), "start-up", r.get("startup_s"),
-              "workers", [" ".join(f"{k[:3]} {v}" for k, v in x.items()) for x in w])
-PY
+startup_table
 grep -E "Graph capturing finished|init engine" "$OUT/full.log" | cut -c1-200 > "$OUT/vllm-timings.log"
 leftovers
 log "done run31"
