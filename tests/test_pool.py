@@ -10,6 +10,11 @@ import pytest
 from qwen3_rag import Qwen3Embedder, Qwen3Reranker
 from qwen3_rag.engine.pool import pack, split_by_tokens, unpack
 
+#: float32 on the CPU: a worker computes its part of a batch with other padding and another
+#: thread count than one engine computing the whole, so the sums run in another order (seen:
+#: 2.2e-5 apart on unit vectors); a wrong token or pooling moves them by ~0.1
+ATOL = 1e-4
+
 
 def test_pack_roundtrip():
     seqs = [[1, 2, 3], [4], [5, 6]]
@@ -39,14 +44,14 @@ def test_pool_of_two_processes_matches_single_engine(tiny_embedding, tiny_rerank
     assert [list(w) for w in startup["workers"]] == [["imports", "wait", "engine", "tokenizer"]] * 2
     assert all(sum(w.values()) <= startup["seconds"] + 0.05 for w in startup["workers"])
     assert all(w["engine"] > 0 for w in startup["workers"])
-    np.testing.assert_allclose(pooled.embed_documents(texts), single.embed_documents(texts), atol=1e-5)
+    np.testing.assert_allclose(pooled.embed_documents(texts), single.embed_documents(texts), atol=ATOL)
     assert pooled._formatter is None  # the workers tokenize: this process never loaded a tokenizer
     assert pooled.formatter.documents(["a"]) == single.formatter.documents(["a"])  # loads on use
     assert pooled.embed_documents([]).shape == (0, 64)
 
     rr1 = Qwen3Reranker(tiny_reranker, backend="hf")
     rr2 = Qwen3Reranker(tiny_reranker, backend="hf", engines_per_gpu=2)
-    np.testing.assert_allclose(rr2.score("q", texts), rr1.score("q", texts), atol=1e-5)
+    np.testing.assert_allclose(rr2.score("q", texts), rr1.score("q", texts), atol=ATOL)
 
     procs = list(pooled.engine.pool.procs)
     pooled.engine.close()
@@ -129,16 +134,16 @@ def test_pool_shared_queue_and_pipelined_batches_keep_order(tiny_embedding, tiny
     texts = [f"text {i} " + "more words " * (i % 7) for i in range(90)]
     single = Qwen3Embedder(tiny_embedding, backend="hf").embed_documents(texts)
     pooled = Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, batch_size=16)
-    np.testing.assert_allclose(pooled.embed_documents(texts), single, atol=1e-5)
+    np.testing.assert_allclose(pooled.embed_documents(texts), single, atol=ATOL)
     done = pooled.engine.pool.parts_done
     assert sum(done) >= 20 and min(done) > 0, done  # both workers took parts from the queue
     queries = [f"what is {i}?" for i in range(40)]
     ref_q = Qwen3Embedder(tiny_embedding, backend="hf").embed_queries(queries, instruction="Find it")
-    np.testing.assert_allclose(pooled.embed_queries(queries, instruction="Find it"), ref_q, atol=1e-5)
+    np.testing.assert_allclose(pooled.embed_queries(queries, instruction="Find it"), ref_q, atol=ATOL)
 
     rr = Qwen3Reranker(tiny_reranker, backend="hf", engines_per_gpu=2, batch_size=16)
     ref = Qwen3Reranker(tiny_reranker, backend="hf").score("q?", texts)
-    np.testing.assert_allclose(rr.score("q?", texts), ref, atol=1e-5)
+    np.testing.assert_allclose(rr.score("q?", texts), ref, atol=ATOL)
     # the workers format the texts: a query too long for max_length fails there, as a ValueError
     short = Qwen3Reranker(tiny_reranker, backend="hf", engines_per_gpu=2, max_length=128)
     assert short.engine.formats_in_workers
