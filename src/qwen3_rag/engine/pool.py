@@ -343,11 +343,11 @@ class _Pool:
                                         "workers": [workers[w] for w in sorted(workers)]}
         """Start-up of the workers: ``seconds`` until all were ready, and each worker's own
         ``imports``/``wait`` (for its GPU's build lock)/``engine``/``tokenizer`` seconds."""
-        ready = sorted(sum(t.values()) for t in self.startup["workers"])  # each worker's own clock
-        slowest = max(self.startup["workers"], key=lambda t: sum(t.values()))
+        ready = [sum(t.values()) for t in self.startup["workers"]]  # each worker's own clock
+        slowest = self.startup["workers"][ready.index(max(ready))]
         logger.info("qwen3_rag: %d %s engine workers ready in %.1f s (each after %s s; slowest: %s)",
                     len(self.procs), config.kind, self.startup["seconds"],
-                    "/".join(f"{r:.1f}" for r in ready),
+                    "/".join(f"{r:.1f}" for r in sorted(ready)),
                     ", ".join(f"{k} {v:.1f} s" for k, v in slowest.items()))
         self.collector = threading.Thread(target=self._collect, name="qwen3-rag-pool", daemon=True)
         self.collector.start()

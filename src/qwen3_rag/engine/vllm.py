@@ -190,8 +190,9 @@ def vllm_classes() -> tuple[Any, Any]:
     """``vllm.LLM`` and ``vllm.config.PoolerConfig``, imported (a clear error without vLLM).
 
     ``import vllm`` alone loads torch and little else (vLLM's names load lazily); this import
-    of the engine's modules is most of the rest (about 10 s per worker in run 27's logs on an H200 host, four
-    at once), which is why pool workers call it before they queue for their GPU's build lock.
+    of the engine's modules is most of the rest (about 10 s per worker in run 27's logs on an
+    H200 host, four at once), which is why pool workers call it before they queue for their
+    GPU's build lock.
     """
     try:
         from vllm import LLM
