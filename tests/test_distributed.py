@@ -82,7 +82,14 @@ def test_pipeline_gives_the_store_index_corpus_gives(local_ray, tmp_path, emb, t
     assert store.get(ids) == ref_store.get(ids)  # same chunk texts and metadata
     np.testing.assert_allclose(store.vectors(ids), ref_store.vectors(ids), atol=2e-5)
     q = emb.embed_queries(["what about rivers?"])
-    assert [h.id for h in store.search(q, k=5)[0]] == [h.id for h in ref_store.search(q, k=5)[0]]
+    hits, ref_hits = store.search(q, k=5)[0], ref_store.search(q, k=5)[0]
+    # The same top 5: the vectors agree to ~2e-5 (other batches, other processes), so two
+    # candidates scoring within that of each other may swap places (seen once in CI); each hit
+    # must carry the reference store's score for its id, and the k scores must agree in order.
+    np.testing.assert_allclose([h.score for h in hits], [h.score for h in ref_hits], atol=1e-4)
+    ref_scores = {h.id: h.score for h in ref_store.search(q, k=len(ref_store))[0]}
+    for h in hits:
+        assert abs(ref_scores[h.id] - h.score) <= 1e-4, (h.id, h.score, ref_scores[h.id])
     assert store.extra["distributed_run"] == report.run_id
 
 
