@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import logging
+import multiprocessing.util  # noqa: F401  (for the order of exit hooks: see atexit.register below)
 import threading
 from typing import Any
 
@@ -162,6 +163,12 @@ def shutdown_engines() -> None:
             logger.exception("qwen3_rag: error while closing %s", e.config)
 
 
+# atexit runs its hooks last-registered first. multiprocessing registers, on its first import,
+# a hook that joins every live non-daemon child process, and vLLM's engine-core process is one
+# that waits for our shutdown message. Importing multiprocessing.util above registers that
+# hook before ours, so engines are closed before it joins; otherwise a program that imported
+# qwen3_rag first and let vLLM pull in multiprocessing later never exited (a `qwen3-rag serve`
+# hung after SIGTERM).
 atexit.register(shutdown_engines)
 
 __all__ = [
