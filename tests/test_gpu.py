@@ -168,6 +168,7 @@ def test_vllm_pool_matches_one_engine(checkpoints):
         pool_e = Qwen3Embedder(emb_path, backend="vllm", max_length=512, **pool, **VLLM_OPTS)
         assert pool_e._formatter is None  # the workers tokenize
         got_d = pool_e.embed_documents(texts)
+        pool_e.engine.pool.wait_ready(300)
         startup = pool_e.engine.pool.startup
         assert all(w["tokenizer"] < 1.0 for w in startup["workers"])  # vLLM's tokenizer, no 2nd load
         pool_e.engine.close()

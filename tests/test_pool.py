@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import re
+import threading
+from typing import Any
 
 import numpy as np
 import pytest
+from fake_http import fake_server, fake_vector, vllm_like
 
 from qwen3_rag import Qwen3Embedder, Qwen3Reranker
 from qwen3_rag.engine.pool import pack, split_by_tokens, unpack
@@ -40,8 +44,10 @@ def test_pool_of_two_processes_matches_single_engine(tiny_embedding, tiny_rerank
     assert type(pooled.engine).__name__ == "PoolEmbeddingEngine"
     assert len(pooled.engine.pool.procs) == 2
     assert all(p.is_alive() for p in pooled.engine.pool.procs)
+    pooled.engine.pool.wait_ready(60)  # work starts with the first; here both should be ready
     startup = pooled.engine.pool.startup  # where each worker's start-up went
     assert [list(w) for w in startup["workers"]] == [["imports", "wait", "engine", "tokenizer"]] * 2
+    assert startup["first"] <= startup["seconds"]
     assert all(sum(w.values()) <= startup["seconds"] + 0.05 for w in startup["workers"])
     assert all(w["engine"] > 0 for w in startup["workers"])
     np.testing.assert_allclose(pooled.embed_documents(texts), single.embed_documents(texts), atol=ATOL)
@@ -134,6 +140,7 @@ def test_pool_shared_queue_and_pipelined_batches_keep_order(tiny_embedding, tiny
     texts = [f"text {i} " + "more words " * (i % 7) for i in range(90)]
     single = Qwen3Embedder(tiny_embedding, backend="hf").embed_documents(texts)
     pooled = Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, batch_size=16)
+    pooled.engine.pool.wait_ready(60)
     np.testing.assert_allclose(pooled.embed_documents(texts), single, atol=ATOL)
     done = pooled.engine.pool.parts_done
     assert sum(done) >= 20 and min(done) > 0, done  # both workers took parts from the queue
@@ -216,3 +223,71 @@ def test_staggered_vllm_builds_are_announced(tiny_embedding, caplog):
     with caplog.at_level("WARNING", logger="qwen3_rag"), pytest.raises(RuntimeError, match="failed to start"):
         PoolEmbeddingEngine(config, {"engines_per_gpu": 2})
     assert "built one after another; set kv_cache_memory_bytes" in caplog.text
+
+
+def _second_probe_held(release: threading.Event, answer: tuple[int, Any] | None = None) -> Any:
+    """A vLLM-like server where the second engine's start-up probe waits for ``release`` (then
+    gets ``answer``, or its vectors): one pool worker is ready, the other still starting."""
+
+    def handle(method: str, path: str, body: Any, n: int) -> Any:
+        if path == "/v1/embeddings" and body["input"] == ["dimension probe"] and n > 0:
+            release.wait(30)
+            if answer is not None:
+                return answer
+        return vllm_like(method, path, body, n)
+
+    return handle
+
+
+def _remote_pool(url: str, tokenizer: str) -> Qwen3Embedder:
+    return Qwen3Embedder("remote-model", backend="remote", base_url=url, tokenizer=tokenizer, max_retries=0,
+                         engines_per_gpu=2, max_length=256)
+
+
+def test_the_pool_works_once_its_first_worker_is_ready(tiny_embedding, caplog):
+    """Work does not wait for the slowest worker's start-up: the first ready worker takes it
+    from the shared queue, and the others join as they come."""
+    release = threading.Event()
+    with fake_server(_second_probe_held(release)) as (url, _):
+        emb = _remote_pool(url, tiny_embedding)
+        pool = emb.engine.pool
+        try:
+            texts = [f"document {i}" for i in range(20)]
+            got = emb.embed_documents(texts)  # while the second worker still waits for its probe
+            assert len(pool.startup["workers"]) == 1 and not pool.all_ready.is_set()
+            ids = emb.formatter.documents(texts)
+            want = np.asarray([fake_vector(x) for x in ids], dtype=np.float32)
+            np.testing.assert_allclose(got, want / np.linalg.norm(want, axis=1, keepdims=True), atol=1e-6)
+            with pytest.raises(TimeoutError, match="1 of 2 engine workers ready"):
+                pool.wait_ready(0.5)
+            with caplog.at_level("INFO", logger="qwen3_rag"):
+                release.set()
+                pool.wait_ready(60)
+            assert len(pool.startup["workers"]) == 2 and pool.startup["first"] <= pool.startup["seconds"]
+            ready = (r"2 embedding engine workers ready in [\d.]+ s \(each after [\d.]+/[\d.]+ s; "
+                     r"slowest: imports [\d.]+ s, wait [\d.]+ s, engine [\d.]+ s, tokenizer [\d.]+ s\)")
+            assert re.search(ready, caplog.text), caplog.text
+            np.testing.assert_allclose(emb.embed_documents(texts), got, atol=1e-6)
+        finally:
+            release.set()
+            emb.engine.close()
+
+
+def test_a_worker_failing_to_start_late_breaks_the_pool(tiny_embedding):
+    """A worker that fails after the pool went to work: the pool closes with its error (the
+    user asked for that many workers), and waiting for it says why."""
+    release = threading.Event()
+    answer = (400, {"error": {"message": "no more engines here"}})
+    with fake_server(_second_probe_held(release, answer)) as (url, _):
+        emb = _remote_pool(url, tiny_embedding)
+        try:
+            assert emb.embed_documents(["works with one worker"]).shape == (1, 4)
+            release.set()
+            with pytest.raises(RuntimeError, match=r"failed to start: RemoteError: .*no more engines here"):
+                emb.engine.pool.wait_ready(60)
+            assert emb.engine.closed
+            with pytest.raises(RuntimeError, match="failed to start"):
+                emb.engine.embed([[1, 2]])
+        finally:
+            release.set()
+            emb.engine.close()

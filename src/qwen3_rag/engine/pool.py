@@ -18,6 +18,10 @@ Engine options (read by :func:`qwen3_rag.engine.get_engine`):
   after another (vLLM profiles free memory to size its KV cache) unless
   ``kv_cache_memory_bytes`` sets each engine's KV cache.
 
+The pool takes work as soon as its first worker is ready; the others take parts from the
+shared queue as they come up (``_Pool.wait_ready`` waits for all; a worker that fails to start
+later closes the pool with its error).
+
 Texts travel as they are and the workers format and tokenize them (the parent process would
 otherwise be the bottleneck: tokenizing ~8,000 documents a second takes a core); token ids
 travel as int32 arrays and results as float32 arrays (numpy buffers, not Python lists).
@@ -328,29 +332,60 @@ class _Pool:
         # At interpreter exit multiprocessing joins non-daemon children; close the workers first
         # (finalizers with an exit priority run before that join), or exit would wait forever.
         mp_util.Finalize(self, _Pool.close, args=(self,), exitpriority=100)
-        started = time.perf_counter()
-        workers: dict[int, dict[str, float]] = {}
+        self.all_ready = threading.Event()
+        self._started = time.perf_counter()
+        self._ready: dict[int, dict[str, float]] = {}
+        self.startup: dict[str, Any] = {"first": None, "seconds": None, "workers": []}
+        """Start-up of the workers: ``first`` and ``seconds``: until one and until all were
+        ready; ``workers``: each ready worker's own ``imports``/``wait`` (for its GPU's build
+        lock)/``engine``/``tokenizer`` seconds, in worker order."""
+        self._kind = config.kind
         with _hidden_main():
             for p in self.procs:  # all start at once: their imports run in parallel
                 p.start()
-            for _ in self.procs:
-                status, w, value = self._startup_message()
-                if status == "error":
-                    self.close()
-                    raise RuntimeError(f"an engine worker failed to start: {value}")
-                self.dimension, workers[w] = value
-        self.startup: dict[str, Any] = {"seconds": round(time.perf_counter() - started, 2),
-                                        "workers": [workers[w] for w in sorted(workers)]}
-        """Start-up of the workers: ``seconds`` until all were ready, and each worker's own
-        ``imports``/``wait`` (for its GPU's build lock)/``engine``/``tokenizer`` seconds."""
+        # Work starts as soon as one worker is ready (the shared queue feeds whoever is); the
+        # collector takes the others' ready messages as they come (:meth:`wait_ready` waits).
+        status, w, value = self._startup_message()
+        if status == "error":
+            self.close()
+            raise RuntimeError(f"an engine worker failed to start: {value}")
+        self._worker_ready(w, value)
+        self.collector = threading.Thread(target=self._collect, name="qwen3-rag-pool", daemon=True)
+        self.collector.start()
+
+    def _worker_ready(self, w: int, value: tuple[Any, dict[str, float]]) -> None:
+        """Note worker ``w``'s ready message (its dimension and start-up laps); log the start-up."""
+        self.dimension, self._ready[w] = value
+        seconds = round(time.perf_counter() - self._started, 2)
+        self.startup["workers"] = [self._ready[i] for i in sorted(self._ready)]
+        if len(self._ready) == 1:
+            self.startup["first"] = seconds
+            if len(self.procs) > 1:
+                logger.info("qwen3_rag: the first of %d %s engine workers is ready after %.1f s; work starts",
+                            len(self.procs), self._kind, seconds)
+        if len(self._ready) < len(self.procs):
+            return
+        self.startup["seconds"] = seconds
         ready = [sum(t.values()) for t in self.startup["workers"]]  # each worker's own clock
         slowest = self.startup["workers"][ready.index(max(ready))]
         logger.info("qwen3_rag: %d %s engine workers ready in %.1f s (each after %s s; slowest: %s)",
-                    len(self.procs), config.kind, self.startup["seconds"],
-                    "/".join(f"{r:.1f}" for r in sorted(ready)),
+                    len(self.procs), self._kind, seconds, "/".join(f"{r:.1f}" for r in sorted(ready)),
                     ", ".join(f"{k} {v:.1f} s" for k, v in slowest.items()))
-        self.collector = threading.Thread(target=self._collect, name="qwen3-rag-pool", daemon=True)
-        self.collector.start()
+        self.all_ready.set()
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until every worker is ready (the pool takes work as soon as one is).
+
+        Raises ``RuntimeError`` if the pool broke meanwhile (a worker failed to start), and
+        ``TimeoutError`` after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.all_ready.wait(0.2):
+            if self.broken:
+                raise RuntimeError(self.broken)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self._ready)} of {len(self.procs)} engine workers ready "
+                                   f"after {timeout} s")
 
     def _startup_message(self) -> tuple[str, int, Any]:
         while True:
@@ -408,6 +443,13 @@ class _Pool:
                     return
             if not msg:
                 continue
+            if msg[0] == "ready":  # a worker that started after the first
+                self._worker_ready(msg[1], msg[2])
+                continue
+            if msg[0] == "error":  # a worker that failed to start: the pool is not what was asked
+                self._fail(f"an engine worker failed to start: {msg[2]}")
+                self.close()
+                return
             job_id, part, worker, value = msg
             if isinstance(value, EngineWorkerError):  # the worker left: nothing in flight can finish
                 self._fail(str(value), EngineWorkerError)
