@@ -3,7 +3,7 @@
 # second load), the pool stops while the store is saved, workers run multiprocessing's exit
 # hooks. A 20k-document index first fills vLLM's compile cache for this config (a fresh machine).
 source benchmarks/device/common.sh
-log "start run27"
+log "start ${RUN:-run27}"
 leftovers
 printf '[embedding]\nengines_per_gpu = 4\nenable_prefix_caching = false\nkv_cache_memory_bytes = 8000000000\nmax_num_batched_tokens = 65536\nmax_num_seqs = 2048\n' > /tmp/index.toml
 cat /tmp/index.toml | tee -a "$LOG"
@@ -11,10 +11,10 @@ for tag in 20k:20000:130 1m-a:1000000:200 1m-b:1000000:200; do
   IFS=: read -r name n limit <<< "$tag"
   log "index $name ($n docs, limit $limit s)"
   python3 benchmarks/gpu_e2e.py --n $n --out "$OUT" --step index --index-env QWEN3_RAG_CONFIG=/tmp/index.toml \
-    --index-timeout $limit --tag run27-$name 2>&1 | grep --line-buffered -E "index_seconds|phases|time  |Error|error" \
+    --index-timeout $limit --tag ${RUN:-run27}-$name 2>&1 | grep --line-buffered -E "index_seconds|phases|time  |Error|error" \
     | cut -c1-400 | tee -a "$LOG"
   cp "$OUT/index.log" "$OUT/index-$name.log"
-  grep -E "engine workers ready|leaked|Traceback" "$OUT/index-$name.log" | cut -c1-300 | tee -a "$LOG"
+  grep -E "engine workers ready|is ready after|leaked|Traceback" "$OUT/index-$name.log" | cut -c1-300 | tee -a "$LOG"
 done
 leftovers
-log "done run27"
+log "done ${RUN:-run27}"
