@@ -433,7 +433,10 @@ class _Pool:
                 return
             if time.monotonic() - checked > 1.0:
                 checked = time.monotonic()
-                dead = [p for p in self.procs if p.exitcode is not None]
+                # A worker that leaves by itself with status 0 has said why in its last message
+                # (a start-up error, a failed batch), which may still be in the queue: only
+                # workers that died otherwise are judged here.
+                dead = [p for p in self.procs if p.exitcode not in (None, 0)]
                 if dead:
                     # Its part of a batch is lost: fail what is in flight and close the pool, so
                     # the engine cache starts a fresh one for the next embedder or reranker.
