@@ -19,6 +19,7 @@ def fake_server(handle: Handler) -> Iterator[tuple[str, list[tuple[str, str]]]]:
     ``(status, json_or_None)``, ``"drop"`` (close without answering) or ``("sleep", s, status, json)``.
     ``n`` counts earlier requests to the same path."""
     seen: list[tuple[str, str]] = []
+    lock = threading.Lock()  # requests arrive on several threads: each gets its own n
 
     class H(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
@@ -27,8 +28,9 @@ def fake_server(handle: Handler) -> Iterator[tuple[str, list[tuple[str, str]]]]:
         def _do(self, method: str) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
-            n = sum(1 for m, p in seen if p == self.path)
-            seen.append((method, self.path))
+            with lock:
+                n = sum(1 for m, p in seen if p == self.path)
+                seen.append((method, self.path))
             action = handle(method, self.path, body, n)
             if action == "drop":
                 self.close_connection = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -285,9 +286,30 @@ def test_a_worker_failing_to_start_late_breaks_the_pool(tiny_embedding):
             release.set()
             with pytest.raises(RuntimeError, match=r"failed to start: RemoteError: .*no more engines here"):
                 emb.engine.pool.wait_ready(60)
+            deadline = time.monotonic() + 10
+            while not emb.engine.closed and time.monotonic() < deadline:  # the collector closes it
+                time.sleep(0.05)
             assert emb.engine.closed
-            with pytest.raises(RuntimeError, match="failed to start"):
-                emb.engine.embed([[1, 2]])
+            for batch in ([[1, 2]], [[1] * 4000] * 10):  # small, and large enough to be split
+                with pytest.raises(RuntimeError, match="failed to start"):
+                    emb.engine.embed(batch)
         finally:
             release.set()
             emb.engine.close()
+
+
+def test_closing_a_pool_does_not_wait_for_workers_still_starting(tiny_embedding):
+    """Workers still starting hold no work: close() stops them at once instead of waiting for
+    their start-up (here: held until the server's 30 s wait ends)."""
+    release = threading.Event()
+    with fake_server(_second_probe_held(release)) as (url, _):
+        emb = _remote_pool(url, tiny_embedding)
+        try:
+            assert emb.embed_documents(["one worker is enough"]).shape == (1, 4)
+            procs = list(emb.engine.pool.procs)
+            t0 = time.monotonic()
+            emb.engine.close()
+            assert time.monotonic() - t0 < 15
+            assert not any(p.is_alive() for p in procs)
+        finally:
+            release.set()

@@ -273,14 +273,14 @@ def _bench_model(task: str, make: Any, run: Any, token_ids: Any, warm: int,
     t0 = time.perf_counter()
     try:
         model = make()
+        pool = getattr(model.engine, "pool", None)  # engine pools say where their start-up went
+        if pool is not None:
+            pool.wait_ready()  # a pool takes work once one worker is ready; time the steady state
     except Exception as e:  # one setting that can't start doesn't end the sweep
         print(f"{task} {options}: failed to start: {type(e).__name__}: {e}"[:2000], flush=True)
         _release()
         return [{"task": task, "backend": "failed", "options": options, "workload": "-", "n": 0,
                  "error": f"{type(e).__name__}: {e}"[:500]}]
-    pool = getattr(model.engine, "pool", None)  # engine pools say where their start-up went
-    if pool is not None:
-        pool.wait_ready()  # a pool takes work once one worker is ready; time the steady state
     startup = time.perf_counter() - t0
     detail = {"startup_workers": pool.startup["workers"]} if pool is not None else {}
     fpt = flops_per_token(AutoConfig.from_pretrained(model.engine.config.model))

@@ -20,7 +20,8 @@ Engine options (read by :func:`qwen3_rag.engine.get_engine`):
 
 The pool takes work as soon as its first worker is ready; the others take parts from the
 shared queue as they come up (``_Pool.wait_ready`` waits for all; a worker that fails to start
-later closes the pool with its error).
+later closes the pool with its error). Where a GPU's engines are built in turn, work waits for
+all of them: a working engine would skew the free memory the next one sizes its cache from.
 
 Texts travel as they are and the workers format and tokenize them (the parent process would
 otherwise be the bottleneck: tokenizing ~8,000 documents a second takes a core); token ids
@@ -294,6 +295,10 @@ class _Pool:
         self.pending: dict[int, _Job] = {}
         self.broken: str | None = None
         self.on_close: Any = None
+        self.size = dp * per_gpu
+        """Number of workers (fixed: the pool never shrinks, it breaks)."""
+        self._close_lock = threading.Lock()
+        self._ready: dict[int, dict[str, float]] = {}
         self.parts_done = [0] * (dp * per_gpu)
         """Batch parts each worker has delivered (the shared queue balances them)."""
         self.collector: threading.Thread | None = None
@@ -334,7 +339,7 @@ class _Pool:
         mp_util.Finalize(self, _Pool.close, args=(self,), exitpriority=100)
         self.all_ready = threading.Event()
         self._started = time.perf_counter()
-        self._ready: dict[int, dict[str, float]] = {}
+        self._together = together
         self.startup: dict[str, Any] = {"first": None, "seconds": None, "workers": []}
         """Start-up of the workers: ``first`` and ``seconds``: until one and until all were
         ready; ``workers``: each ready worker's own ``imports``/``wait`` (for its GPU's build
@@ -345,11 +350,14 @@ class _Pool:
                 p.start()
         # Work starts as soon as one worker is ready (the shared queue feeds whoever is); the
         # collector takes the others' ready messages as they come (:meth:`wait_ready` waits).
-        status, w, value = self._startup_message()
-        if status == "error":
-            self.close()
-            raise RuntimeError(f"an engine worker failed to start: {value}")
-        self._worker_ready(w, value)
+        # Not where engines on a GPU are built in turn: those still to build size their KV cache
+        # from the free memory they measure, which a working engine would skew.
+        for _ in range(1 if together else self.size):
+            status, w, value = self._startup_message()
+            if status == "error":
+                self.close()
+                raise RuntimeError(f"an engine worker failed to start: {value}")
+            self._worker_ready(w, value)
         self.collector = threading.Thread(target=self._collect, name="qwen3-rag-pool", daemon=True)
         self.collector.start()
 
@@ -360,16 +368,16 @@ class _Pool:
         self.startup["workers"] = [self._ready[i] for i in sorted(self._ready)]
         if len(self._ready) == 1:
             self.startup["first"] = seconds
-            if len(self.procs) > 1:
+            if self.size > 1 and self._together:
                 logger.info("qwen3_rag: the first of %d %s engine workers is ready after %.1f s; work starts",
-                            len(self.procs), self._kind, seconds)
-        if len(self._ready) < len(self.procs):
+                            self.size, self._kind, seconds)
+        if len(self._ready) < self.size:
             return
         self.startup["seconds"] = seconds
         ready = [sum(t.values()) for t in self.startup["workers"]]  # each worker's own clock
         slowest = self.startup["workers"][ready.index(max(ready))]
         logger.info("qwen3_rag: %d %s engine workers ready in %.1f s (each after %s s; slowest: %s)",
-                    len(self.procs), self._kind, seconds, "/".join(f"{r:.1f}" for r in sorted(ready)),
+                    self.size, self._kind, seconds, "/".join(f"{r:.1f}" for r in sorted(ready)),
                     ", ".join(f"{k} {v:.1f} s" for k, v in slowest.items()))
         self.all_ready.set()
 
@@ -384,7 +392,7 @@ class _Pool:
             if self.broken:
                 raise RuntimeError(self.broken)
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"{len(self._ready)} of {len(self.procs)} engine workers ready "
+                raise TimeoutError(f"{len(self._ready)} of {self.size} engine workers ready "
                                    f"after {timeout} s")
 
     def _startup_message(self) -> tuple[str, int, Any]:
@@ -401,13 +409,19 @@ class _Pool:
 
     def submit(self, token_ids: Sequence[Sequence[int]]) -> Future[np.ndarray]:
         """Queue a batch of token ids; the future gives the results concatenated in order."""
-        parts = plan_parts([len(t) for t in token_ids], len(self.procs))
+        self._check()
+        parts = plan_parts([len(t) for t in token_ids], self.size)
         return self._queue([("ids", *pack(token_ids[a:b])) for a, b in parts])
 
     def submit_texts(self, method: str, kwargs: dict[str, Any], items: Sequence[Any]) -> Future[np.ndarray]:
         """Queue a batch of texts (or pairs) that the workers format and tokenize themselves."""
-        parts = plan_parts([approx_tokens(x) for x in items], len(self.procs))
+        self._check()
+        parts = plan_parts([approx_tokens(x) for x in items], self.size)
         return self._queue([("texts", method, kwargs, list(items[a:b])) for a, b in parts])
+
+    def _check(self) -> None:
+        if self.broken:
+            raise RuntimeError(self.broken)
 
     def _queue(self, tasks: list[tuple[Any, ...]]) -> Future[np.ndarray]:
         with self.lock:
@@ -431,48 +445,65 @@ class _Pool:
                 return
             if msg is None or not self.procs:
                 return
+            if msg and not self._handle(msg):
+                return
             if time.monotonic() - checked > 1.0:
                 checked = time.monotonic()
-                # A worker that leaves by itself with status 0 has said why in its last message
-                # (a start-up error, a failed batch), which may still be in the queue: only
-                # workers that died otherwise are judged here.
-                dead = [p for p in self.procs if p.exitcode not in (None, 0)]
-                if dead:
-                    # Its part of a batch is lost: fail what is in flight and close the pool, so
-                    # the engine cache starts a fresh one for the next embedder or reranker.
-                    reason = f"engine worker {dead[0].name} exited with code {dead[0].exitcode}"
-                    self._fail(reason, EngineWorkerError)
-                    self.close()
+                if not self._check_workers():
                     return
-            if not msg:
-                continue
-            if msg[0] == "ready":  # a worker that started after the first
-                self._worker_ready(msg[1], msg[2])
-                continue
-            if msg[0] == "error":  # a worker that failed to start: the pool is not what was asked
-                self._fail(f"an engine worker failed to start: {msg[2]}")
-                self.close()
-                return
-            job_id, part, worker, value = msg
-            if isinstance(value, EngineWorkerError):  # the worker left: nothing in flight can finish
-                self._fail(str(value), EngineWorkerError)
-                self.close()
-                return
-            with self.lock:
-                self.parts_done[worker] += 1
-                job = self.pending.get(job_id)
-                if job is None:
-                    continue
-                if isinstance(value, Exception):
-                    del self.pending[job_id]
-                    _settle(job.future, error=value)
-                    continue
-                job.results[part] = value
-                job.missing -= 1
-                if job.missing:
-                    continue
+
+    def _check_workers(self) -> bool:
+        """False (and the pool failed and closed) when a worker has exited. What a worker says
+        before it leaves (a start-up error, a failed batch) explains its exit best, so the
+        messages still queued are handled first."""
+        dead = [p for p in self.procs if p.exitcode is not None]
+        if not dead:
+            return True
+        while True:
+            try:
+                msg = self.outbox.get_nowait()
+            except queue.Empty:
+                break
+            except (OSError, ValueError, EOFError):
+                return False
+            if msg is None or not self._handle(msg):
+                return False
+        # Its part of a batch is lost: fail what is in flight and close the pool, so the engine
+        # cache starts a fresh one for the next embedder or reranker.
+        self._fail(f"engine worker {dead[0].name} exited with code {dead[0].exitcode}", EngineWorkerError)
+        self.close()
+        return False
+
+    def _handle(self, msg: tuple[Any, ...]) -> bool:
+        """Handle one message from a worker; False when the pool failed (and closed) on it."""
+        if msg[0] == "ready":  # a worker that started after the first
+            self._worker_ready(msg[1], msg[2])
+            return True
+        if msg[0] == "error":  # a worker that failed to start: the pool is not what was asked
+            self._fail(f"an engine worker failed to start: {msg[2]}")
+            self.close()
+            return False
+        job_id, part, worker, value = msg
+        if isinstance(value, EngineWorkerError):  # the worker left: nothing in flight can finish
+            self._fail(str(value), EngineWorkerError)
+            self.close()
+            return False
+        with self.lock:
+            self.parts_done[worker] += 1
+            job = self.pending.get(job_id)
+            if job is None:
+                return True
+            if isinstance(value, Exception):
                 del self.pending[job_id]
-            _settle(job.future, np.concatenate(job.results))
+                _settle(job.future, error=value)
+                return True
+            job.results[part] = value
+            job.missing -= 1
+            if job.missing:
+                return True
+            del self.pending[job_id]
+        _settle(job.future, np.concatenate(job.results))
+        return True
 
     def _drain(self) -> None:
         with contextlib.suppress(Exception):
@@ -490,21 +521,13 @@ class _Pool:
             self.on_close()
 
     def close(self) -> None:
-        procs, self.procs = self.procs, []
-        self._drain()  # queued parts nobody will collect: workers should see the stop at once
-        for _ in procs:
-            with contextlib.suppress(Exception):
-                self.tasks.put(None)
-        deadline = time.monotonic() + CLOSE_TIMEOUT
-        for p in procs:
-            if p.pid is None:  # never started
-                continue
-            p.join(timeout=max(0.1, deadline - time.monotonic()))
-            if p.is_alive():
-                p.terminate()
-                p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
+        """Stop the workers (each finishes its current part), fail what is in flight. Runs once;
+        a second caller waits for the first. Workers still starting hold no work and are
+        stopped at once rather than waited for."""
+        with self._close_lock:
+            procs, self.procs = self.procs, []
+            if procs:
+                self._stop(procs)
         self._fail(self.broken or "the engine pool is closed")
         if self.collector is not None and self.collector is not threading.current_thread():
             with contextlib.suppress(Exception):
@@ -514,6 +537,23 @@ class _Pool:
             with contextlib.suppress(Exception):
                 q.cancel_join_thread()  # nobody reads what is left: don't wait to flush it
                 q.close()
+
+    def _stop(self, procs: list[Any]) -> None:
+        self._drain()  # queued parts nobody will collect: workers should see the stop at once
+        for _ in procs:
+            with contextlib.suppress(Exception):
+                self.tasks.put(None)
+        deadline = time.monotonic() + CLOSE_TIMEOUT
+        for w, p in enumerate(procs):
+            if p.pid is None:  # never started
+                continue
+            if w in self._ready:  # a working engine: let it finish its part and stop
+                p.join(timeout=max(0.1, deadline - time.monotonic()))
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
 
 
 class _PoolMixin:
