@@ -39,6 +39,7 @@ import multiprocessing as mp
 import multiprocessing.util as mp_util
 import os
 import queue
+import signal
 import threading
 import time
 import traceback
@@ -136,6 +137,10 @@ def _name_process(name: str) -> None:
         ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def worker_formatter(kind: str, engine: Any, model: str, options: dict[str, Any], max_length: int) -> Any:
     """The formatter a pool worker tokenizes with: over the engine's own tokenizer where it has
     one (vLLM loaded it while building the engine, so no second ~4 s load per worker on an H200:
@@ -171,6 +176,10 @@ def _worker(
     parallel in the workers instead of in the parent.
     """
     _name_process(f"qwen3rag-{kind[:3]}{index}")
+    # The pool stops a worker still starting with SIGTERM: leave through Python's exit then, so
+    # multiprocessing's finalizers release the semaphores this process made (else the parent's
+    # resource tracker reports them "leaked").
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     clock = time.perf_counter()
     times: dict[str, float] = {}
 
