@@ -308,7 +308,7 @@ class _Pool:
         """Number of workers (fixed: the pool never shrinks, it breaks)."""
         self._close_lock = threading.Lock()
         self._ready: dict[int, dict[str, float]] = {}
-        self.parts_done = [0] * (dp * per_gpu)
+        self.parts_done = [0] * self.size
         """Batch parts each worker has delivered (the shared queue balances them)."""
         self.collector: threading.Thread | None = None
         # Engines sharing a GPU build their engines one after another (a lock per GPU): vLLM
@@ -418,19 +418,13 @@ class _Pool:
 
     def submit(self, token_ids: Sequence[Sequence[int]]) -> Future[np.ndarray]:
         """Queue a batch of token ids; the future gives the results concatenated in order."""
-        self._check()
         parts = plan_parts([len(t) for t in token_ids], self.size)
         return self._queue([("ids", *pack(token_ids[a:b])) for a, b in parts])
 
     def submit_texts(self, method: str, kwargs: dict[str, Any], items: Sequence[Any]) -> Future[np.ndarray]:
         """Queue a batch of texts (or pairs) that the workers format and tokenize themselves."""
-        self._check()
         parts = plan_parts([approx_tokens(x) for x in items], self.size)
         return self._queue([("texts", method, kwargs, list(items[a:b])) for a, b in parts])
-
-    def _check(self) -> None:
-        if self.broken:
-            raise RuntimeError(self.broken)
 
     def _queue(self, tasks: list[tuple[Any, ...]]) -> Future[np.ndarray]:
         with self.lock:
