@@ -313,3 +313,60 @@ def test_closing_a_pool_does_not_wait_for_workers_still_starting(tiny_embedding)
             assert not any(p.is_alive() for p in procs)
         finally:
             release.set()
+
+
+def test_forkserver_workers_share_the_preloaded_imports(tiny_embedding, tiny_reranker):
+    """``start_method="forkserver"``: the fork server imports torch and transformers once and
+    forks the workers from it, so a worker's own imports take next to nothing (a spawned hf
+    worker imports torch itself, seconds), and results match one engine."""
+    texts = [f"document number {i} " + "word " * (i % 13) for i in range(40)]
+    single = Qwen3Embedder(tiny_embedding, backend="hf")
+    pooled = Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, start_method="forkserver")
+    try:
+        pooled.engine.pool.wait_ready(120)
+        imports = [w["imports"] for w in pooled.engine.pool.startup["workers"]]
+        assert max(imports) < 0.5, imports
+        np.testing.assert_allclose(pooled.embed_documents(texts), single.embed_documents(texts), atol=ATOL)
+    finally:
+        pooled.engine.close()
+    rr1 = Qwen3Reranker(tiny_reranker, backend="hf")
+    rr2 = Qwen3Reranker(tiny_reranker, backend="hf", engines_per_gpu=2, start_method="forkserver")
+    try:
+        np.testing.assert_allclose(rr2.score("q", texts), rr1.score("q", texts), atol=ATOL)
+    finally:
+        rr2.engine.close()
+    with pytest.raises(ValueError, match="start_method must be one of"):
+        Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, start_method="fork")
+
+
+def test_forkserver_workers_get_this_processs_environment(tiny_embedding, monkeypatch):
+    """A forked worker runs with the environment of the process that made the pool, not the
+    one the fork server started with: a proxy set between two pools reaches the second's
+    workers (httpx reads ``HTTP_PROXY``)."""
+    for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    proxied: list[str] = []
+
+    def proxy(method: str, path: str, body: Any, n: int) -> Any:  # a forward proxy sees full URLs
+        proxied.append(path)
+        return vllm_like(method, "/" + path.split("/", 3)[3], body, n)
+
+    with fake_server(vllm_like) as (url, direct), fake_server(proxy) as (proxy_url, _):
+        def pool() -> Qwen3Embedder:
+            return Qwen3Embedder("remote-model", backend="remote", base_url=url, tokenizer=tiny_embedding,
+                                 max_retries=0, engines_per_gpu=2, start_method="forkserver")
+
+        first = pool()  # starts the fork server (if no earlier test did) without a proxy
+        try:
+            assert first.embed_documents(["a", "b"]).shape == (2, 4)
+        finally:
+            first.engine.close()
+        assert direct and not proxied
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        second = pool()
+        try:
+            second.engine.pool.wait_ready(60)
+            assert second.embed_documents(["c"]).shape == (1, 4)
+        finally:
+            second.engine.close()
+        assert len(proxied) >= 3 and all(p.startswith(url) for p in proxied), proxied  # 2 probes, 1 batch
