@@ -51,11 +51,10 @@ def work(tmp_path_factory, tiny_embedding, tiny_reranker):
     return d
 
 
-@pytest.mark.parametrize("start", ["spawn", "forkserver"])
-def test_index_through_an_engine_pool(work, tiny_embedding, start):
+def test_index_through_an_engine_pool(work, tiny_embedding):
     """The pool's workers are stopped in a background thread once the stream ends."""
-    (work / "pool.toml").write_text(f'[embedding]\nengines_per_gpu = 2\nstart_method = "{start}"\n')
-    res = cli("-v", "index", "corpus.jsonl", "--store", f"store-pool-{start}", "--model", tiny_embedding,
+    (work / "pool.toml").write_text("[embedding]\nengines_per_gpu = 2\n")
+    res = cli("-v", "index", "corpus.jsonl", "--store", "store-pool", "--model", tiny_embedding,
               "--backend", "hf", "--batch-size", "8", "--json", cwd=work,
               QWEN3_RAG_CONFIG=str(work / "pool.toml"))
     assert res.returncode == 0, res.stderr

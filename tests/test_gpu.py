@@ -150,8 +150,7 @@ def test_vllm_fast_path_matches_vllm(checkpoints):
 
 
 def test_vllm_pool_matches_one_engine(checkpoints):
-    """Two vLLM workers on one GPU that tokenize with vLLM's tokenizer agree with one engine here
-    (forked from a fork server that imported vLLM, and spawned)."""
+    """Two vLLM workers on one GPU that tokenize with vLLM's tokenizer agree with one engine here."""
     from qwen3_rag import Qwen3Embedder, Qwen3Reranker
     from qwen3_rag.engine import shutdown_engines
 
@@ -166,19 +165,14 @@ def test_vllm_pool_matches_one_engine(checkpoints):
         one_r = Qwen3Reranker(rr_path, backend="vllm", max_length=512, **VLLM_OPTS)
         ref_d, ref_s = one_e.embed_documents(texts), one_r.score_pairs(pairs)
         shutdown_engines()
-        # the embedder's workers fork from a fork server that imported vLLM (without touching
-        # CUDA); the reranker's are spawned
-        pool_e = Qwen3Embedder(emb_path, backend="vllm", max_length=512, start_method="forkserver",
-                               **pool, **VLLM_OPTS)
+        pool_e = Qwen3Embedder(emb_path, backend="vllm", max_length=512, **pool, **VLLM_OPTS)
         assert pool_e._formatter is None  # the workers tokenize
         got_d = pool_e.embed_documents(texts)
         pool_e.engine.pool.wait_ready(300)
         startup = pool_e.engine.pool.startup
         assert all(w["tokenizer"] < 1.0 for w in startup["workers"])  # vLLM's tokenizer, no 2nd load
-        assert all(w["imports"] < 1.0 for w in startup["workers"])  # vLLM came with the fork
         pool_e.engine.close()
-        pool_r = Qwen3Reranker(rr_path, backend="vllm", max_length=512, start_method="spawn",
-                               **pool, **VLLM_OPTS)
+        pool_r = Qwen3Reranker(rr_path, backend="vllm", max_length=512, **pool, **VLLM_OPTS)
         got_s = pool_r.score_pairs(pairs)
         cos = (got_d * ref_d).sum(1).min()
         delta = np.abs(got_s - ref_s).max()

@@ -99,9 +99,7 @@ def _load(config: EngineConfig, options: dict[str, Any], yes_id: int | None, no_
         if config.kind == "embedding":
             return PoolEmbeddingEngine(config, options)
         return PoolRerankEngine(config, options, yes_id=yes_id, no_id=no_id)
-    from qwen3_rag.engine.pool import POOL_OPTIONS
-
-    options = {k: v for k, v in options.items() if k not in POOL_OPTIONS}
+    options = {k: v for k, v in options.items() if k not in ("data_parallel_size", "engines_per_gpu")}
     if config.backend == "hf":
         from qwen3_rag.engine.hf import HFEmbeddingEngine, HFRerankEngine
 

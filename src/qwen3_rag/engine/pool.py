@@ -2,8 +2,7 @@
 
 A 0.6B model leaves a GPU's matrix units idle while one Python process prepares requests
 and reads outputs, and a 0.6B model needs no tensor parallelism. The pool engines start
-``data_parallel_size x engines_per_gpu`` worker processes (spawned or forked from a fork
-server, ``__main__`` hidden),
+``data_parallel_size x engines_per_gpu`` worker processes (spawned, ``__main__`` hidden),
 each with its own engine pinned to one GPU through ``CUDA_VISIBLE_DEVICES``, and gathers their
 results in order.
 
@@ -18,11 +17,6 @@ Engine options (read by :func:`qwen3_rag.engine.get_engine`):
   divided between them. Their processes start together; their vLLM engines are built one
   after another (vLLM profiles free memory to size its KV cache) unless
   ``kv_cache_memory_bytes`` sets each engine's KV cache.
-* ``start_method``: how the workers start. ``"spawn"`` (default): each a fresh interpreter
-  that imports the backend itself (vLLM: ~15-27 s per worker on an H200 host);
-  ``"forkserver"``: multiprocessing's fork server imports the backend's modules once
-  (:data:`PRELOAD`) and forks every worker from that state. The fork server is one per
-  process: its preload is fixed by the first pool that starts it.
 
 The pool takes work as soon as its first worker is ready; the others take parts from the
 shared queue as they come up (``_Pool.wait_ready`` waits for all; a worker that fails to start
@@ -39,7 +33,6 @@ disk.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import itertools
 import logging
 import multiprocessing as mp
@@ -58,11 +51,7 @@ import numpy as np
 
 from qwen3_rag.engine.base import EmbeddingEngine, EngineConfig, RerankEngine
 
-POOL_OPTIONS = ("data_parallel_size", "engines_per_gpu", "start_method")
-START_METHODS = ("spawn", "forkserver")
-#: modules the fork server imports before forking workers, per backend (each module swallows
-#: its own errors: the worker's own import then reports them)
-PRELOAD = {"vllm": ["qwen3_rag.engine._preload_vllm"], "hf": ["qwen3_rag.engine._preload_hf"]}
+POOL_OPTIONS = ("data_parallel_size", "engines_per_gpu")
 logger = logging.getLogger("qwen3_rag")
 
 
@@ -178,7 +167,6 @@ def _worker(
     tasks: Any,
     outbox: Any,
     start_lock: Any = None,
-    environ: dict[str, str] | None = None,
 ) -> None:
     """Worker process: load one engine, then serve tasks until None.
 
@@ -201,18 +189,13 @@ def _worker(
         times[name] = round(now - clock, 2)
         clock = now
 
-    if environ is not None:
-        os.environ.clear()
-        os.environ.update(environ)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     try:
         from qwen3_rag.engine import get_engine
 
         # Slow imports before the GPU's build lock (so workers that build in turn import at
-        # once); only the engine build inside. Forked from a fork server, they are loaded.
-        for module in PRELOAD.get(backend, ()):
-            importlib.import_module(module)
+        # once); only the engine build inside.
         if backend == "vllm":
             from qwen3_rag.engine.vllm import vllm_classes
 
@@ -303,9 +286,6 @@ class _Pool:
         per_gpu = int(options.get("engines_per_gpu", 1))
         if dp < 1 or per_gpu < 1:
             raise ValueError("data_parallel_size and engines_per_gpu must be >= 1")
-        start_method = options.get("start_method", "spawn")
-        if start_method not in START_METHODS:
-            raise ValueError(f"start_method must be one of {START_METHODS}, got {start_method!r}")
         inner = {k: v for k, v in options.items() if k not in POOL_OPTIONS}
         if config.backend == "vllm" and per_gpu > 1:
             from qwen3_rag.engine.vllm import DEFAULT_VLLM_OPTIONS
@@ -316,9 +296,7 @@ class _Pool:
         gpus = visible.split(",") if visible else [str(i) for i in range(dp)]
         if config.backend in ("vllm", "hf") and dp > len(gpus):
             raise ValueError(f"data_parallel_size={dp} but only GPUs {gpus} are visible")
-        ctx = mp.get_context(start_method)
-        if start_method == "forkserver":
-            ctx.set_forkserver_preload(PRELOAD.get(config.backend, []))
+        ctx = mp.get_context("spawn")
         self.outbox = ctx.Queue()
         self.tasks = ctx.Queue()
         self.lock = threading.Lock()
@@ -358,9 +336,6 @@ class _Pool:
                     self.tasks,
                     self.outbox,
                     gpu_locks[w // per_gpu],
-                    # a forked worker has the fork server's environment (as it was when the
-                    # server started): give it this process's, as spawn would
-                    dict(os.environ) if start_method == "forkserver" else None,
                 ),
                 daemon=False,
                 name=f"qwen3-rag-{config.kind}-{w}",
