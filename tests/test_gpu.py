@@ -85,10 +85,14 @@ def _compare(emb_path, rr_path):
     delta = np.abs(got_s - ref_s)
     print(
         f"\nPARITY {emb_path}: min cos docs {cos_d.min():.6f} queries {cos_q.min():.6f}; "
-        f"max |dscore| {delta.max():.6f}; score range {ref_s.min():.4f}..{ref_s.max():.4f}"
+        f"max |dscore| {delta.max():.6f} (mean {delta.mean():.6f}); "
+        f"score range {ref_s.min():.4f}..{ref_s.max():.4f}"
     )
     assert cos_d.min() >= 0.999 and cos_q.min() >= 0.999
-    assert delta.max() <= 5e-3
+    # bf16 against fp32: 28 random layers carry more rounding than 2 (0.6B on the CPU in bf16:
+    # max 0.0046, mean 0.0016; on an H200 0.0043 and 0.0059 in two runs), while an engine error
+    # moves scores by much more (another instruction alone: max 0.092, mean 0.029): docs/gpu.md
+    assert delta.max() <= (1e-2 if "g-emb6" in str(emb_path) else 5e-3)
     assert emb.embed_documents([]).shape == (0, emb.dimension)
 
 
