@@ -1,7 +1,9 @@
-# Device run 37 (session 10, one H200, the last ~60 s of device time): is vLLM's import slow
-# because the staged site has no bytecode? ../shared/gpu stages vLLM with `pip --no-compile`,
-# and the index run's processes ran with -B (no .pyc written), so every worker may compile
-# vLLM's sources at import. Times `from vllm import LLM` without .pyc, then after compileall.
+# Device run 37 (prepared in session 10, not run: the device time was spent): is vLLM's import
+# slower on the device because the staged site has no bytecode? ../shared/gpu stages vLLM with
+# `pip --no-compile`, and run 35's processes ran with -B (no .pyc written), so every worker
+# compiles the staged sources it imports (1,197 of its 6,113 modules; compiling them took
+# 1.7 s on this project's CPU machine, so expect ~2 s of a worker's 15-27 s). Times
+# `from vllm import LLM` without .pyc, then after compileall (as `pip install` leaves a site).
 # Run as call 2 right after `bash .gpu/a/stage.sh` (unpacks part 2 itself, no import check).
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; LOG=$OUT/run.log
