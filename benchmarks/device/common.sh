@@ -34,3 +34,19 @@ for f in sorted(glob.glob(os.environ["OUT"] + "/*.json")):
               "workers", [" ".join(f"{k[:3]} {v}" for k, v in x.items()) for x in w])
 PY
 }
+# gpu_tests LIMIT ARGS...: pytest -m gpu ARGS, py-spy stacks of it and its children if it runs past LIMIT s
+gpu_tests() {
+  local limit=$1; shift
+  log "gpu tests: $*"
+  python3 -m pytest -m gpu -q -s -p no:cacheprovider "$@" > "$OUT/pytest.log" 2>&1 &
+  local pyt=$!
+  for _ in $(seq "$limit"); do kill -0 $pyt 2>/dev/null || break; sleep 1; done
+  if kill -0 $pyt 2>/dev/null; then
+    log "pytest still running after $limit s: stacks in stacks-pytest.txt"
+    for p in $pyt $(pgrep -P $pyt); do py-spy dump --pid $p >> "$OUT/stacks-pytest.txt" 2>&1; done
+    kill -9 $pyt
+  fi
+  wait $pyt; log "pytest rc $?"
+  grep -vE "^\s*$" "$OUT/pytest.log" | grep -E "passed|failed|Error|assert|cos|Δ|start-up|PASS|FAIL|FAST|POOL|VLLM" \
+    | cut -c1-300 | tail -25 | tee -a "$LOG"
+}

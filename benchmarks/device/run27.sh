@@ -7,7 +7,7 @@ source benchmarks/device/common.sh
 log "start ${RUN:-run27}"
 leftovers
 printf '[embedding]\nengines_per_gpu = 4\nenable_prefix_caching = false\nkv_cache_memory_bytes = 8000000000\nmax_num_batched_tokens = 65536\nmax_num_seqs = 2048\n' > /tmp/index.toml
-[ -n "${INDEX_EXTRA:-}" ] && echo "$INDEX_EXTRA" >> /tmp/index.toml  # more [embedding] lines (run 34)
+[ -n "${INDEX_EXTRA:-}" ] && echo "$INDEX_EXTRA" >> /tmp/index.toml  # more [embedding] lines
 cat /tmp/index.toml | tee -a "$LOG"
 for tag in 20k:20000:130 1m-a:1000000:200 1m-b:1000000:200; do
   IFS=: read -r name n limit <<< "$tag"

@@ -23,16 +23,6 @@ PY
 fi
 ARGS=("$@")
 [ ${#ARGS[@]} -gt 0 ] || ARGS=(tests/test_gpu.py -k "tiny and (fast_path or pool)")
-log "gpu tests: ${ARGS[*]}"
-python3 -m pytest -m gpu -q -s -p no:cacheprovider "${ARGS[@]}" > "$OUT/pytest.log" 2>&1 &
-PYT=$!
-for _ in $(seq ${LIMIT:-400}); do kill -0 $PYT 2>/dev/null || break; sleep 1; done
-if kill -0 $PYT 2>/dev/null; then
-  log "pytest still running after ${LIMIT:-400} s: stacks in stacks-pytest.txt"
-  for p in $PYT $(pgrep -P $PYT); do py-spy dump --pid $p >> "$OUT/stacks-pytest.txt" 2>&1; done
-  kill -9 $PYT
-fi
-wait $PYT; log "pytest rc $?"
-grep -vE "^\s*$" "$OUT/pytest.log" | grep -E "passed|failed|Error|assert|cos|Δ|start-up|PASS|FAIL|FAST|POOL|VLLM" | cut -c1-300 | tail -25 | tee -a "$LOG"
+gpu_tests "${LIMIT:-400}" "${ARGS[@]}"
 leftovers
 log "done run36"
