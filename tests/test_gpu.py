@@ -90,9 +90,11 @@ def _compare(emb_path, rr_path):
     )
     assert cos_d.min() >= 0.999 and cos_q.min() >= 0.999
     # bf16 against fp32: 28 random layers carry more rounding than 2 (0.6B on the CPU in bf16:
-    # max 0.0046, mean 0.0016; on an H200 0.0043 and 0.0059 in two runs), while an engine error
-    # moves scores by much more (another instruction alone: max 0.092, mean 0.029): docs/gpu.md
+    # max 0.0046, mean 0.0016; on an H200 max 0.0043 in session 1, 0.0059 with mean 0.0021 in
+    # session 10), while errors move scores by more (0.6B, benchmarks/score_noise.py: another
+    # instruction max 0.092, mean 0.029; "." appended to every document mean 0.006): docs/gpu.md
     assert delta.max() <= (1e-2 if "g-emb6" in str(emb_path) else 5e-3)
+    assert delta.mean() <= 4e-3
     assert emb.embed_documents([]).shape == (0, emb.dimension)
 
 
