@@ -473,8 +473,7 @@ class _Pool:
                 return False
         # Its part of a batch is lost: fail what is in flight and close the pool, so the engine
         # cache starts a fresh one for the next embedder or reranker.
-        self._fail(f"engine worker {dead[0].name} exited with code {dead[0].exitcode}", EngineWorkerError)
-        self.close()
+        self._break(f"engine worker {dead[0].name} exited with code {dead[0].exitcode}", EngineWorkerError)
         return False
 
     def _handle(self, msg: tuple[Any, ...]) -> bool:
@@ -483,13 +482,11 @@ class _Pool:
             self._worker_ready(msg[1], msg[2])
             return True
         if msg[0] == "error":  # a worker that failed to start: the pool is not what was asked
-            self._fail(f"an engine worker failed to start: {msg[2]}")
-            self.close()
+            self._break(f"an engine worker failed to start: {msg[2]}")
             return False
         job_id, part, worker, value = msg
         if isinstance(value, EngineWorkerError):  # the worker left: nothing in flight can finish
-            self._fail(str(value), EngineWorkerError)
-            self.close()
+            self._break(str(value), EngineWorkerError)
             return False
         with self.lock:
             self.parts_done[worker] += 1
@@ -522,6 +519,11 @@ class _Pool:
             _settle(job.future, error=error(reason))
         if self.on_close is not None:
             self.on_close()
+
+    def _break(self, reason: str, error: type[RuntimeError] = RuntimeError) -> None:
+        """Fail what is in flight with ``error(reason)`` and close the pool."""
+        self._fail(reason, error)
+        self.close()
 
     def close(self) -> None:
         """Stop the workers (each finishes its current part), fail what is in flight. Runs once;
@@ -600,7 +602,7 @@ class PoolEmbeddingEngine(_PoolMixin, EmbeddingEngine):
         self.pool = _Pool(config, options, {})
         self.pool.on_close = self._pool_closed
         self.dimension = int(self.pool.dimension)
-        self.preferred_batch_size = 8192 * len(self.pool.procs)
+        self.preferred_batch_size = 8192 * self.pool.size
 
     def _empty(self) -> np.ndarray:
         return np.zeros((0, self.dimension), dtype=np.float32)
@@ -616,7 +618,7 @@ class PoolRerankEngine(_PoolMixin, RerankEngine):
         super().__init__(config, options)
         self.pool = _Pool(config, options, {"yes_id": yes_id, "no_id": no_id})
         self.pool.on_close = self._pool_closed
-        self.preferred_batch_size = 4096 * len(self.pool.procs)
+        self.preferred_batch_size = 4096 * self.pool.size
 
     def _empty(self) -> np.ndarray:
         return np.zeros(0, dtype=np.float32)
