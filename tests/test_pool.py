@@ -313,3 +313,132 @@ def test_closing_a_pool_does_not_wait_for_workers_still_starting(tiny_embedding)
             assert not any(p.is_alive() for p in procs)
         finally:
             release.set()
+
+
+@pytest.fixture
+def gated_workers(tmp_path, monkeypatch):
+    """Pool workers spawned from now on wait at interpreter start-up until the returned file
+    exists (a ``sitecustomize`` on their ``PYTHONPATH``): workers still starting, for as long as
+    a test wants. This process is not affected."""
+    import os
+
+    gate = tmp_path / "gate-open"
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os, time\n"
+        "gate = os.environ.get('QWEN3_RAG_TEST_GATE')\n"
+        "while gate and not os.path.exists(gate):\n"
+        "    time.sleep(0.05)\n"
+    )
+    paths = [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+    monkeypatch.setenv("QWEN3_RAG_TEST_GATE", str(gate))
+    return gate
+
+
+def test_interim_engine_works_while_the_workers_start(tiny_embedding, gated_workers, monkeypatch, caplog):
+    """``interim_backend="hf"``: this process embeds from the shared queue while the workers
+    are still starting, and stops (freeing its model) once all are ready."""
+    from qwen3_rag.engine import pool as pool_mod
+
+    monkeypatch.setattr(pool_mod, "SPLIT_MIN_TOKENS", 1)
+    monkeypatch.setattr(pool_mod, "PART_TOKENS", 60)
+    texts = [f"document {i} " + "word " * (i % 11) for i in range(80)]
+    single = Qwen3Embedder(tiny_embedding, backend="hf").embed_documents(texts)
+    with caplog.at_level("INFO", logger="qwen3_rag"):
+        emb = Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, interim_backend="hf",
+                            max_length=256)
+        pool = emb.engine.pool
+        try:
+            got = emb.embed_documents(texts)  # the workers wait at the gate: the interim does it all
+            interim = pool.startup["interim"]
+            assert pool.startup["workers"] == [] and interim["parts"] >= 4, pool.startup
+            assert pool.startup["first"] == interim["ready"] and interim["stopped"] is None
+            assert interim["engine"] > 0 and emb.engine.dimension == 64
+            np.testing.assert_allclose(got, single, atol=ATOL)
+            assert "interim hf engine is ready" in caplog.text
+
+            gated_workers.touch()
+            pool.wait_ready(60)
+            pool.interim.join(10)
+            assert not pool.interim.is_alive() and interim["stopped"] is not None
+            assert interim["parts"] >= 4
+            parts = interim["parts"]
+            np.testing.assert_allclose(emb.embed_documents(texts), single, atol=ATOL)
+            assert interim["parts"] == parts and sum(pool.parts_done) >= 4  # the workers' now
+            assert re.search(r"interim hf engine stopped after \d+ parts", caplog.text)
+        finally:
+            gated_workers.touch()
+            emb.engine.close()
+
+
+def test_interim_engine_failing_leaves_its_part_to_the_workers(tiny_embedding, gated_workers, caplog):
+    """An interim engine that fails on a batch puts its part back and stops; the workers do
+    everything, and the caller sees no error."""
+    from qwen3_rag.engine.hf import HFEmbeddingEngine
+
+    texts = [f"text {i}" for i in range(30)]
+    single = Qwen3Embedder(tiny_embedding, backend="hf").embed_documents(texts)
+
+    def broken(self, token_ids):
+        raise RuntimeError("CUDA error: out of memory (simulated)")
+
+    with caplog.at_level("INFO", logger="qwen3_rag"):
+        emb = Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, interim_backend="hf",
+                            max_length=128)
+        pool = emb.engine.pool
+        try:
+            original = HFEmbeddingEngine.embed
+            HFEmbeddingEngine.embed = broken  # only the interim engine lives in this process
+            try:
+                future = emb.engine.submit_texts("documents", {}, texts)
+                pool.interim.join(30)
+            finally:
+                HFEmbeddingEngine.embed = original
+            assert not pool.interim.is_alive() and pool.startup["interim"]["parts"] == 0
+            assert "the workers take its part" in caplog.text and "out of memory (simulated)" in caplog.text
+            assert not future.done()  # nobody has done it yet: the workers are at the gate
+            gated_workers.touch()
+            np.testing.assert_allclose(future.result(timeout=120), single, atol=ATOL)
+            assert sum(pool.parts_done) == 1
+        finally:
+            gated_workers.touch()
+            emb.engine.close()
+
+
+def test_interim_engine_that_cannot_start_is_no_error(tiny_embedding, caplog):
+    """An interim engine that fails to load only says so: the workers do the work."""
+    with caplog.at_level("WARNING", logger="qwen3_rag"):
+        emb = Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, interim_backend="hf",
+                            interim_options={"attn_implementation": "no-such-kernel"}, max_length=128)
+    try:
+        assert emb.embed_documents(["still embedded"]).shape == (1, 64)
+        assert emb.engine.pool.startup["interim"] is None
+        assert "interim hf engine did not start" in caplog.text and "no-such-kernel" in caplog.text
+    finally:
+        emb.engine.close()
+
+
+def test_interim_settings_are_checked_before_any_worker_starts(tiny_embedding):
+    from qwen3_rag.engine.base import EngineConfig
+    from qwen3_rag.engine.pool import INTERIM_DEFAULTS, PoolEmbeddingEngine, interim_settings
+
+    kv = {"kv_cache_memory_bytes": 8 << 30, "max_num_seqs": 512, "dtype": "bfloat16"}
+    assert interim_settings("vllm", kv, {}) is None
+    # vLLM's own options stay with vLLM; what the two share, and interim_options, reach hf
+    want = {**INTERIM_DEFAULTS, "dtype": "bfloat16"}
+    assert interim_settings("vllm", kv, {"interim_backend": "hf"}) == want
+    given = {"interim_backend": "hf", "interim_options": {"max_batch_size": 64}}
+    assert interim_settings("vllm", kv, given) == {**want, "max_batch_size": 64}
+    assert interim_settings("hf", {"device": "cpu"}, {"interim_backend": "hf"})["device"] == "cpu"
+    for backend, inner, options, message in [
+        ("vllm", kv, {"interim_backend": "vllm"}, "interim_backend must be 'hf'"),
+        ("vllm", {}, {"interim_backend": "hf"}, "built at once .set kv_cache_memory_bytes"),
+        ("remote", {}, {"interim_backend": "hf"}, "remote backend"),
+        ("hf", {}, {"interim_options": {"device": "cpu"}}, "interim_backend is not"),
+        ("hf", {}, {"interim_backend": "hf", "interim_options": "fast"}, "table of hf engine options"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            interim_settings(backend, inner, options)
+    config = EngineConfig("embedding", tiny_embedding, "vllm", 64, ())
+    with pytest.raises(ValueError, match="built at once"):  # before a process is spawned
+        PoolEmbeddingEngine(config, {"engines_per_gpu": 2, "interim_backend": "hf"})
