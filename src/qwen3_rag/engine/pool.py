@@ -18,7 +18,8 @@ Engine options (read by :func:`qwen3_rag.engine.get_engine`):
   after another (vLLM profiles free memory to size its KV cache) unless
   ``kv_cache_memory_bytes`` sets each engine's KV cache.
 * ``interim_backend``: ``"hf"`` to have this process work with a transformers engine (on
-  the first GPU) while the workers start, and stop once all of them are ready (default: off).
+  the first GPU) while the workers start, and stop once the first of them is ready (vLLM
+  does more per GPU-second; default: off).
   A vLLM worker takes ~35-45 s to import vLLM and build its engine, a transformers engine
   ~10 s, so a long job starts on the GPU ~25 s earlier. Its vectors are those of the ``hf``
   backend (the same model in bf16 through other kernels: cosine ~0.9999 to vLLM's, as
@@ -65,7 +66,7 @@ POOL_OPTIONS = ("data_parallel_size", "engines_per_gpu", "interim_backend", "int
 INTERIM = -1
 #: the interim engine's options unless ``interim_options`` says otherwise: bulk batches, and no
 #: CUDA graphs (capturing them would delay the very start the interim engine is there to use)
-INTERIM_DEFAULTS: dict[str, Any] = {"max_batch_size": 1024, "max_batch_tokens": 32768, "cuda_graphs": False}
+INTERIM_DEFAULTS: dict[str, Any] = {"max_batch_size": 2048, "max_batch_tokens": 65536, "cuda_graphs": False}
 logger = logging.getLogger("qwen3_rag")
 
 
@@ -413,6 +414,7 @@ class _Pool:
         # (finalizers with an exit priority run before that join), or exit would wait forever.
         mp_util.Finalize(self, _Pool.close, args=(self,), exitpriority=100)
         self.all_ready = threading.Event()
+        self.worker_ready = threading.Event()  # one worker is: the interim engine stops
         self._started = time.perf_counter()
         self._together = together
         self.startup: dict[str, Any] = {"first": None, "seconds": None, "workers": [], "interim": None}
@@ -420,8 +422,8 @@ class _Pool:
         interim engine ready), ``seconds``: until all workers were ready; ``workers``: each
         ready worker's own ``imports``/``wait`` (for its GPU's build lock)/``engine``/
         ``tokenizer`` seconds, in worker order; ``interim``: the interim engine's ``engine``
-        and ``tokenizer`` seconds, when it was ``ready``, the ``parts`` it did, when it
-        ``stopped`` (None without one)."""
+        and ``tokenizer`` seconds, when it was ``ready``, the ``parts`` and ``items`` it did,
+        when it ``stopped`` (None without one)."""
         self._kind = config.kind
         self._closing = False
         self.interim: threading.Thread | None = None
@@ -450,13 +452,14 @@ class _Pool:
         self.dimension, laps = value
         seconds = round(time.perf_counter() - self._started, 2)
         if w == INTERIM:
-            self.startup["interim"] = {**laps, "ready": seconds, "parts": 0, "stopped": None}
+            self.startup["interim"] = {**laps, "ready": seconds, "parts": 0, "items": 0, "stopped": None}
             if self.startup["first"] is None:
                 self.startup["first"] = seconds
                 logger.info("qwen3_rag: the interim hf engine is ready after %.1f s; work starts while the "
                             "%d %s engine workers start", seconds, self.size, self._kind)
             return
         self._ready[w] = laps
+        self.worker_ready.set()
         self.startup["workers"] = [self._ready[i] for i in sorted(self._ready)]
         if len(self._ready) == 1 and self.startup["first"] is None:
             self.startup["first"] = seconds
@@ -489,7 +492,7 @@ class _Pool:
 
     def _interim(self, config: EngineConfig, options: dict[str, Any], extra: dict[str, Any]) -> None:
         """The interim engine's thread: load a transformers engine here, take parts from the
-        shared queue like a worker until all workers are ready, then free its GPU memory.
+        shared queue like a worker until a worker is ready, then free its GPU memory.
 
         It never breaks the pool: if it fails to load or on a batch, it says so and leaves the
         work (the part it held goes back to the queue) to the workers.
@@ -515,7 +518,7 @@ class _Pool:
         try:
             if not self._closing:
                 self.outbox.put(("ready", INTERIM, (getattr(engine, "dimension", None), laps)))
-            while not (self.all_ready.is_set() or self.broken or self._closing):
+            while not (self.worker_ready.is_set() or self.broken or self._closing):
                 try:
                     msg = self.tasks.get(timeout=0.1)
                 except queue.Empty:
@@ -538,8 +541,8 @@ class _Pool:
             done = self.startup["interim"]
             if done is not None:
                 done["stopped"] = round(time.perf_counter() - self._started, 2)
-                logger.info("qwen3_rag: the interim hf engine stopped after %d parts, %.1f s after the "
-                            "pool started", done["parts"], done["stopped"])
+                logger.info("qwen3_rag: the interim hf engine stopped after %d parts (%d items), %.1f s "
+                            "after the pool started", done["parts"], done["items"], done["stopped"])
 
     def _startup_message(self) -> tuple[str, int, Any]:
         while True:
@@ -628,6 +631,7 @@ class _Pool:
         with self.lock:
             if worker == INTERIM:
                 self.startup["interim"]["parts"] += 1
+                self.startup["interim"]["items"] += len(value)
             else:
                 self.parts_done[worker] += 1
             job = self.pending.get(job_id)
