@@ -42,8 +42,6 @@ def test_options_reach_only_backends_they_fit():
     # the pool's options fit every backend (README: "Throughput options (any backend)")
     assert s.engine_options("embedding", "hf") == {"device": "cpu", "dtype": "float32", "engines_per_gpu": 2}
     assert s.engine_options("reranker", "remote") == {"dtype": "float32", "engines_per_gpu": 2}
-    s.embedding.update(interim_backend="hf", interim_options={"max_batch_size": 64})  # a pool's too
-    assert s.engine_options("embedding", "vllm")["interim_options"] == {"max_batch_size": 64}
 
 
 def test_bad_config_is_a_clear_error(tmp_path):

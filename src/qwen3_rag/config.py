@@ -66,7 +66,7 @@ ENV_VARS: dict[str, tuple[str, type]] = {
 HF_ONLY = {"device", "max_batch_size", "max_batch_tokens", "attn_implementation", "cuda_graphs",
            "graph_max_tokens", "torch_compile"}
 REMOTE_ONLY = {"base_url", "api_key", "timeout", "max_retries", "backoff", "server"}
-POOL = {"engines_per_gpu", "data_parallel_size", "interim_backend", "interim_options"}
+POOL = {"engines_per_gpu", "data_parallel_size"}
 COMMON = {"dtype", "tokenizer", "trust_remote_code"}
 TOP_LEVEL = {"embedding_model", "reranker_model", "backend", "max_length", "batch_size"}
 

@@ -25,7 +25,6 @@ import numpy as np
 
 from qwen3_rag.engine.base import EmbeddingEngine, EngineConfig, RerankEngine, l2_normalize
 from qwen3_rag.engine.cuda_graphs import GraphRunner, attention_inputs, left_pad, positions
-from qwen3_rag.tokenizer import IMPORT_LOCK
 
 _KNOWN = {
     "device",
@@ -71,8 +70,7 @@ class _HFEngineMixin:
 
     def _setup(self, auto_class: str) -> None:
         torch = _torch()
-        with IMPORT_LOCK:
-            import transformers
+        import transformers
 
         unknown = set(self.options) - _KNOWN
         if unknown:
@@ -97,9 +95,8 @@ class _HFEngineMixin:
             kwargs["attn_implementation"] = self.options["attn_implementation"]
         if self.options.get("trust_remote_code"):
             kwargs["trust_remote_code"] = True
-        with IMPORT_LOCK:  # the model class is imported lazily, maybe while another thread imports
-            model = getattr(transformers, auto_class).from_pretrained(self.config.model, **kwargs)
-        self.model = model.to(device).eval()
+        cls = getattr(transformers, auto_class)
+        self.model = cls.from_pretrained(self.config.model, **kwargs).to(device).eval()
         self.device = torch.device(device)
         self.dtype = dtype
         self.max_batch_size = int(self.options.get("max_batch_size", 32))

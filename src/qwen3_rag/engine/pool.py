@@ -17,21 +17,11 @@ Engine options (read by :func:`qwen3_rag.engine.get_engine`):
   divided between them. Their processes start together; their vLLM engines are built one
   after another (vLLM profiles free memory to size its KV cache) unless
   ``kv_cache_memory_bytes`` sets each engine's KV cache.
-* ``interim_backend``: ``"hf"`` to have this process work with a transformers engine (on
-  the first GPU) while the workers start, and stop once the first of them is ready (vLLM
-  does more per GPU-second; default: off).
-  A vLLM worker takes ~35-45 s to import vLLM and build its engine, a transformers engine
-  ~10 s, so a long job starts on the GPU ~25 s earlier. Its vectors are those of the ``hf``
-  backend (the same model in bf16 through other kernels: cosine ~0.9999 to vLLM's, as
-  ``tests/test_gpu.py`` checks). Needs engines built at once (``kv_cache_memory_bytes`` on
-  vLLM): it would skew the free memory an engine built in turn sizes its cache from.
-  ``interim_options``: its hf options, over :data:`INTERIM_DEFAULTS`.
 
-The pool takes work as soon as its first worker (or its interim engine) is ready; the others
-take parts from the shared queue as they come up (``_Pool.wait_ready`` waits for all; a worker
-that fails to start later closes the pool with its error). Where a GPU's engines are built in
-turn, work waits for all of them: a working engine would skew the free memory the next one
-sizes its cache from.
+The pool takes work as soon as its first worker is ready; the others take parts from the
+shared queue as they come up (``_Pool.wait_ready`` waits for all; a worker that fails to start
+later closes the pool with its error). Where a GPU's engines are built in turn, work waits for
+all of them: a working engine would skew the free memory the next one sizes its cache from.
 
 Texts travel as they are and the workers format and tokenize them (the parent process would
 otherwise be the bottleneck: tokenizing ~8,000 documents a second takes a core); token ids
@@ -59,14 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from qwen3_rag.engine.base import EmbeddingEngine, EngineConfig, RerankEngine, freeze_options
+from qwen3_rag.engine.base import EmbeddingEngine, EngineConfig, RerankEngine
 
-POOL_OPTIONS = ("data_parallel_size", "engines_per_gpu", "interim_backend", "interim_options")
-#: the worker index an interim engine's messages carry (see ``interim_backend``)
-INTERIM = -1
-#: the interim engine's options unless ``interim_options`` says otherwise: bulk batches, and no
-#: CUDA graphs (capturing them would delay the very start the interim engine is there to use)
-INTERIM_DEFAULTS: dict[str, Any] = {"max_batch_size": 2048, "max_batch_tokens": 65536, "cuda_graphs": False}
+POOL_OPTIONS = ("data_parallel_size", "engines_per_gpu")
 logger = logging.getLogger("qwen3_rag")
 
 
@@ -108,45 +93,6 @@ PART_TOKENS = 131072
 CLOSE_TIMEOUT = 60.0
 #: batches smaller than this stay in one part (one worker): small requests need no scatter
 SPLIT_MIN_TOKENS = 8192
-
-
-def interim_settings(backend: str, inner: dict[str, Any], options: dict[str, Any]) -> dict[str, Any] | None:
-    """The interim engine's hf options, or None without one (``interim_backend`` unset).
-
-    Raises ``ValueError`` where it cannot work: another backend than ``"hf"``, a model the
-    workers reach over HTTP, or engines built in turn (see :func:`builds_together`).
-    """
-    name = options.get("interim_backend")
-    extra = options.get("interim_options")
-    if not name:
-        if extra:
-            raise ValueError("interim_options is set but interim_backend is not (use interim_backend='hf')")
-        return None
-    if name != "hf":
-        raise ValueError(f"interim_backend must be 'hf' (or unset), got {name!r}")
-    if backend == "remote":
-        raise ValueError("interim_backend needs the model here: the remote backend's workers use a server")
-    if not builds_together(backend, inner):
-        raise ValueError("interim_backend needs the GPU's engines built at once (set kv_cache_memory_bytes): "
-                         "a working engine would skew the free memory each vLLM engine sizes its cache from")
-    if extra is not None and not isinstance(extra, dict):
-        raise ValueError(f"interim_options must be a table of hf engine options, got {extra!r}")
-    common = {k: inner[k] for k in ("dtype", "tokenizer", "trust_remote_code") if k in inner}
-    if backend == "hf":  # the workers' own hf options (device, batch sizes) fit it too
-        common = dict(inner)
-    return {**INTERIM_DEFAULTS, **common, **(extra or {})}
-
-
-def _free_gpu_cache() -> None:
-    """Give the CUDA memory torch's allocator keeps back to the GPU (where torch has CUDA)."""
-    import gc
-    import sys
-
-    gc.collect()
-    torch = sys.modules.get("torch")
-    with contextlib.suppress(Exception):
-        if torch is not None and torch.cuda.is_initialized():
-            torch.cuda.empty_cache()
 
 
 def builds_together(backend: str, options: dict[str, Any]) -> bool:
@@ -209,32 +155,6 @@ def worker_formatter(kind: str, engine: Any, model: str, options: dict[str, Any]
     return make_formatter(kind, tokenizer, max_length)
 
 
-def run_task(engine: Any, formatter: Any, msg: tuple[Any, ...]) -> tuple[Any, bool]:
-    """A queued task's result, and whether the engine failed.
-
-    A task is ``(job, part, "ids", flat, offsets)`` (token ids) or
-    ``(job, part, "texts", method, kwargs, items)``: items formatted and tokenized here by the
-    model's formatter (``formatter.<method>(items, **kwargs)``). The result is the engine's
-    array, or the exception to hand to the caller: bad input (``ValueError``/``TypeError``,
-    the engine is fine) or the engine's own failure on valid input (``failed`` is then True,
-    and the traceback goes to stderr: the log).
-    """
-    _, _, what, *payload = msg
-    try:
-        if what == "ids":
-            token_ids = unpack(*payload)
-        else:  # ("texts", method, kwargs, items): format and tokenize here, not in the parent
-            method, kwargs, items = payload
-            token_ids = getattr(formatter, method)(items, **kwargs)
-    except (ValueError, TypeError) as e:  # bad input: the caller gets the same error
-        return type(e)(str(e)), False
-    try:
-        return engine.run(token_ids), False
-    except Exception as e:
-        traceback.print_exc()
-        return e, True
-
-
 def _worker(
     kind: str,
     model: str,
@@ -248,10 +168,12 @@ def _worker(
     outbox: Any,
     start_lock: Any = None,
 ) -> None:
-    """Worker process: load one engine, then serve tasks (:func:`run_task`) until None.
+    """Worker process: load one engine, then serve tasks until None.
 
-    Texts are formatted and tokenized here, so tokenization runs in parallel in the workers
-    instead of in the parent.
+    A task is ``(job, part, "ids", flat, offsets)`` (token ids) or
+    ``(job, part, "texts", method, kwargs, items)``: items formatted and tokenized here by the
+    model's formatter (``formatter.<method>(items, **kwargs)``), so tokenization runs in
+    parallel in the workers instead of in the parent.
     """
     _name_process(f"qwen3rag-{kind[:3]}{index}")
     # The pool stops a worker still starting with SIGTERM: leave through Python's exit then, so
@@ -297,15 +219,27 @@ def _worker(
         msg = tasks.get()
         if msg is None:
             break
-        result, failed = run_task(engine, formatter, msg)
-        if failed:
+        job, part, what, *payload = msg
+        try:
+            if what == "ids":
+                token_ids = unpack(*payload)
+            else:  # ("texts", method, kwargs, items): format and tokenize here, not in the parent
+                method, kwargs, items = payload
+                token_ids = getattr(formatter, method)(items, **kwargs)
+        except (ValueError, TypeError) as e:  # bad input: the caller gets the same error
+            outbox.put((job, part, index, type(e)(str(e))))
+            continue
+        try:
+            result = engine.run(token_ids)
+        except Exception as e:
             # The engine failed on valid input (e.g. vLLM 0.26's output channel can garble a
             # message under load, vllm-project/vllm#24655): it may be unusable, so this worker
             # leaves and the pool fails the batches in flight instead of waiting on it forever.
-            err = EngineWorkerError(f"engine worker {index} failed: {type(result).__name__}: {result}")
-            outbox.put((msg[0], msg[1], index, err))
+            traceback.print_exc()  # the whole story goes to the worker's stderr (the log)
+            err = EngineWorkerError(f"engine worker {index} failed: {type(e).__name__}: {e}")
+            outbox.put((job, part, index, err))
             break
-        outbox.put((msg[0], msg[1], index, result))
+        outbox.put((job, part, index, result))
     with contextlib.suppress(Exception):
         engine.close()
     # Leave without interpreter finalization: vLLM's background threads can abort it (a fatal
@@ -353,7 +287,6 @@ class _Pool:
         if dp < 1 or per_gpu < 1:
             raise ValueError("data_parallel_size and engines_per_gpu must be >= 1")
         inner = {k: v for k, v in options.items() if k not in POOL_OPTIONS}
-        interim = interim_settings(config.backend, inner, options)
         if config.backend == "vllm" and per_gpu > 1:
             from qwen3_rag.engine.vllm import DEFAULT_VLLM_OPTIONS
 
@@ -414,26 +347,16 @@ class _Pool:
         # (finalizers with an exit priority run before that join), or exit would wait forever.
         mp_util.Finalize(self, _Pool.close, args=(self,), exitpriority=100)
         self.all_ready = threading.Event()
-        self.worker_ready = threading.Event()  # one worker is: the interim engine stops
         self._started = time.perf_counter()
         self._together = together
-        self.startup: dict[str, Any] = {"first": None, "seconds": None, "workers": [], "interim": None}
-        """Start-up of the workers: ``first``: until work could start (one worker or the
-        interim engine ready), ``seconds``: until all workers were ready; ``workers``: each
-        ready worker's own ``imports``/``wait`` (for its GPU's build lock)/``engine``/
-        ``tokenizer`` seconds, in worker order; ``interim``: the interim engine's ``engine``
-        and ``tokenizer`` seconds, when it was ``ready``, the ``parts`` and ``items`` it did,
-        when it ``stopped`` (None without one)."""
+        self.startup: dict[str, Any] = {"first": None, "seconds": None, "workers": []}
+        """Start-up of the workers: ``first`` and ``seconds``: until one and until all were
+        ready; ``workers``: each ready worker's own ``imports``/``wait`` (for its GPU's build
+        lock)/``engine``/``tokenizer`` seconds, in worker order."""
         self._kind = config.kind
-        self._closing = False
-        self.interim: threading.Thread | None = None
         with _hidden_main():
             for p in self.procs:  # all start at once: their imports run in parallel
                 p.start()
-        if interim is not None:
-            self.interim = threading.Thread(target=self._interim, args=(config, interim, extra),
-                                            name="qwen3-rag-interim", daemon=True)
-            self.interim.start()
         # Work starts as soon as one worker is ready (the shared queue feeds whoever is); the
         # collector takes the others' ready messages as they come (:meth:`wait_ready` waits).
         # Not where engines on a GPU are built in turn: those still to build size their KV cache
@@ -449,19 +372,10 @@ class _Pool:
 
     def _worker_ready(self, w: int, value: tuple[Any, dict[str, float]]) -> None:
         """Note worker ``w``'s ready message (its dimension and start-up laps); log the start-up."""
-        self.dimension, laps = value
+        self.dimension, self._ready[w] = value
         seconds = round(time.perf_counter() - self._started, 2)
-        if w == INTERIM:
-            self.startup["interim"] = {**laps, "ready": seconds, "parts": 0, "items": 0, "stopped": None}
-            if self.startup["first"] is None:
-                self.startup["first"] = seconds
-                logger.info("qwen3_rag: the interim hf engine is ready after %.1f s; work starts while the "
-                            "%d %s engine workers start", seconds, self.size, self._kind)
-            return
-        self._ready[w] = laps
-        self.worker_ready.set()
         self.startup["workers"] = [self._ready[i] for i in sorted(self._ready)]
-        if len(self._ready) == 1 and self.startup["first"] is None:
+        if len(self._ready) == 1:
             self.startup["first"] = seconds
             if self.size > 1 and self._together:
                 logger.info("qwen3_rag: the first of %d %s engine workers is ready after %.1f s; work starts",
@@ -489,60 +403,6 @@ class _Pool:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"{len(self._ready)} of {self.size} engine workers ready "
                                    f"after {timeout} s")
-
-    def _interim(self, config: EngineConfig, options: dict[str, Any], extra: dict[str, Any]) -> None:
-        """The interim engine's thread: load a transformers engine here, take parts from the
-        shared queue like a worker until a worker is ready, then free its GPU memory.
-
-        It never breaks the pool: if it fails to load or on a batch, it says so and leaves the
-        work (the part it held goes back to the queue) to the workers.
-        """
-        clock = time.perf_counter()
-        try:
-            from qwen3_rag.engine.hf import HFEmbeddingEngine, HFRerankEngine
-
-            hf_config = EngineConfig(config.kind, config.model, "hf", config.max_length,
-                                     freeze_options(options))
-            if config.kind == "embedding":
-                engine: Any = HFEmbeddingEngine(hf_config, options)
-            else:
-                engine = HFRerankEngine(hf_config, options, **extra)
-            laps = {"engine": round(time.perf_counter() - clock, 2)}
-            clock = time.perf_counter()
-            formatter = worker_formatter(config.kind, engine, config.model, options, config.max_length)
-            laps["tokenizer"] = round(time.perf_counter() - clock, 2)
-        except Exception as e:
-            logger.warning("qwen3_rag: the interim hf engine did not start (%s: %s); the workers do all "
-                           "the work", type(e).__name__, e)
-            return
-        try:
-            if not self._closing:
-                self.outbox.put(("ready", INTERIM, (getattr(engine, "dimension", None), laps)))
-            while not (self.worker_ready.is_set() or self.broken or self._closing):
-                try:
-                    msg = self.tasks.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if msg is None:  # the pool is closing: that stop is a worker's
-                    self.tasks.put(None)
-                    break
-                result, failed = run_task(engine, formatter, msg)
-                if failed:
-                    self.tasks.put(msg)
-                    logger.warning("qwen3_rag: the interim hf engine failed (%s: %s); the workers take "
-                                   "its part and do the rest", type(result).__name__, result)
-                    break
-                self.outbox.put((msg[0], msg[1], INTERIM, result))
-        except (OSError, ValueError, EOFError):  # the queues closed under it
-            pass
-        finally:
-            engine.close()
-            _free_gpu_cache()
-            done = self.startup["interim"]
-            if done is not None:
-                done["stopped"] = round(time.perf_counter() - self._started, 2)
-                logger.info("qwen3_rag: the interim hf engine stopped after %d parts (%d items), %.1f s "
-                            "after the pool started", done["parts"], done["items"], done["stopped"])
 
     def _startup_message(self) -> tuple[str, int, Any]:
         while True:
@@ -629,11 +489,7 @@ class _Pool:
             self._break(str(value), EngineWorkerError)
             return False
         with self.lock:
-            if worker == INTERIM:
-                self.startup["interim"]["parts"] += 1
-                self.startup["interim"]["items"] += len(value)
-            else:
-                self.parts_done[worker] += 1
+            self.parts_done[worker] += 1
             job = self.pending.get(job_id)
             if job is None:
                 return True
@@ -673,9 +529,6 @@ class _Pool:
         """Stop the workers (each finishes its current part), fail what is in flight. Runs once;
         a second caller waits for the first. Workers still starting hold no work and are
         stopped at once rather than waited for."""
-        self._closing = True
-        if self.interim is not None and self.interim is not threading.current_thread():
-            self.interim.join(timeout=10)  # it finishes its part (or is still loading: not waited for)
         with self._close_lock:
             procs, self.procs = self.procs, []
             if procs:
