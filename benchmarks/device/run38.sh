@@ -1,6 +1,6 @@
-# Device run 38 and 39 (session 11, one H200; at commits a1cbcba and e9a3409: the interim engine
-# was reverted after them, so the "interim" variant no longer exists): `qwen3-rag index` of 1M documents with the pool's interim
-# engine (`interim_backend = "hf"`: this process embeds with transformers on the GPU while the
+# Device runs 38 and 39 (session 11, one H200; at commits a1cbcba and e9a3409: the interim
+# engine was reverted after them, so the "interim" variant no longer exists): `qwen3-rag index`
+# of 1M documents with the pool's interim engine (`interim_backend = "hf"`: this process embeds with transformers on the GPU while the
 # four vLLM workers import vLLM and build their engines, ~37-50 s in runs 24-33) against the same
 # command without it, on one machine. A 20k index without the interim fills vLLM's compile cache
 # first (with it, the interim would embed all 20k and the workers would stop before compiling).
