@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,13 @@ def assert_user_error(res: subprocess.CompletedProcess, *fragments: str) -> None
     assert "Traceback" not in res.stderr
     for f in fragments:
         assert f in lines[0]
+
+
+def no_retries(work: Path) -> Path:
+    """A config file: the remote backend gives up at once (no retries with back-off)."""
+    path = work / "no-retries.toml"
+    path.write_text("[embedding]\nmax_retries = 0\n\n[reranker]\nmax_retries = 0\n")
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +145,15 @@ def test_bad_input_exits_2_with_one_line(work, tiny_embedding, tiny_reranker):
     assert_user_error(cli("rerank", "bad.jsonl", "-o", "o.jsonl", "--reranker-model", tiny_reranker,
                           "--backend", "hf", cwd=work), "bad.jsonl:1", "query_id")
     assert_user_error(cli("search", "x", "--store", "nowhere", *emb, cwd=work), "store not found")
+    # a hub model that is not here (offline), and a server that does not answer: one line too
+    assert_user_error(cli("search", "x", "--store", "store", "--model", "Qwen/No-Such-Model-0.6B",
+                          "--backend", "hf", cwd=work, HF_HUB_OFFLINE="1"), "No-Such-Model")
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert_user_error(cli("search", "x", "--store", "store", "--model", tiny_embedding, "--backend", "remote",
+                          "--base-url", f"http://127.0.0.1:{port}", cwd=work,
+                          QWEN3_RAG_CONFIG=str(no_retries(work))), "127.0.0.1", "failed")
     # a store searched with another model is refused, not answered with garbage
     assert_user_error(cli("search", "x", "--store", "store", "--model", tiny_reranker, "--backend", "hf",
                           cwd=work), "was built with embeddings from")

@@ -50,6 +50,19 @@ def test_documents_have_no_instruction_and_one_eos(plain_tokenizer, eos_tokenize
         assert ids.count(EOS) == 1 and ids[-1] == EOS
 
 
+def test_an_instruction_that_leaves_no_room_for_the_query_is_an_error(plain_tokenizer):
+    """Cut from the right, such a prompt would lose every query: all would get one vector."""
+    f = EmbeddingFormatter(plain_tokenizer, 32)
+    head = len(plain_tokenizer.encode(formats.format_query("", "word " * 100), add_special_tokens=False))
+    with pytest.raises(ValueError, match=rf"instruction takes {head} tokens.*max_length=32"):
+        f.queries(["what is the capital of France?", "bananas"], instruction="word " * 100)
+    # an instruction that fits: a long query is cut like a document, its start kept
+    ids = f.queries(["capital " * 50], instruction="Find it")[0]
+    assert len(ids) == 32 and ids[-1] == EOS
+    assert plain_tokenizer.decode(ids).startswith("Instruct: Find it\nQuery:capital capital")
+    assert f.queries([], instruction="word " * 100) == []
+
+
 def test_embedding_truncation_keeps_eos(plain_tokenizer, eos_tokenizer):
     long = "word " * 1000
     for tok in (plain_tokenizer, eos_tokenizer):

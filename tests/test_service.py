@@ -418,3 +418,21 @@ def test_concurrent_searches(search_url, embedder, reranker):
         p = reranker.score(q, [texts[i] for i in candidates])
         best = [candidates[j] for j in np.argsort(-p, kind="stable")[:2]]
         assert [x["id"] for x in r.json()["results"]] == best
+
+
+def test_an_instruction_without_room_for_the_query_is_a_422(tiny_embedding):
+    """The embedder refuses it (every query would get the same vector); the client is told why."""
+    from fastapi.testclient import TestClient
+
+    app = create_app(Qwen3Embedder(tiny_embedding, backend="hf", max_length=16))
+    with TestClient(app) as c:
+        r = c.post("/v1/embeddings", json={"input": ["a", "b"], "instruction": "word " * 12})
+        assert r.status_code == 422, r.text
+        assert "instruction takes" in r.text and "max_length=16" in r.text
+        ok = c.post("/v1/embeddings", json={"input": ["a"], "instruction": "Find"})
+        assert ok.status_code == 200
+
+
+def test_a_store_path_instead_of_a_store_is_a_clear_error(embedder):
+    with pytest.raises(TypeError, match=r"store must be a qwen3_rag.FaissStore .*got str 'my_store'"):
+        create_app(embedder, store="my_store")

@@ -123,7 +123,19 @@ class EmbeddingFormatter:
         return [[*ids, self.eos_id] for ids in enc]
 
     def queries(self, queries: Sequence[str], instruction: str | None = None) -> list[list[int]]:
-        """Token ids for queries, each formatted with ``instruction``."""
+        """Token ids for queries, each formatted with ``instruction``.
+
+        A query is cut like a document when it is too long, but an instruction that leaves no
+        room for the query is a ``ValueError`` (every query would get the same vector).
+        """
+        if queries:
+            head = len(self.tokenizer.encode(format_query("", instruction), add_special_tokens=False))
+            if head >= self.max_length - 1:
+                raise ValueError(
+                    f"the query instruction takes {head} tokens, leaving no room for the query within "
+                    f"max_length={self.max_length} (the last token is <|endoftext|>); shorten the "
+                    f"instruction or raise max_length"
+                )
         return self.documents([format_query(q, instruction) for q in queries])
 
 

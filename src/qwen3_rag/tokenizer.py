@@ -16,7 +16,10 @@ def _load(name: str) -> Any:
 def load_tokenizer(model: str, options: dict[str, Any] | None = None) -> Any:
     """Load the tokenizer of ``model`` (or of ``options["tokenizer"]`` when given)."""
     name = (options or {}).get("tokenizer") or model
-    tok = _load(name)
+    try:
+        tok = _load(name)
+    except OSError as e:  # not on the hub, not in its cache offline, or no tokenizer files
+        raise OSError(f"cannot load the tokenizer of {name!r}: {e}") from e
     if not getattr(tok, "is_fast", False):
         raise TypeError(f"a fast (Rust) tokenizer is required, {name!r} gave {type(tok).__name__}")
     return tok

@@ -7,8 +7,9 @@ Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
 
 Modules must import heavy things (torch, vLLM, fastapi) inside ``run``, so that ``--help``
 stays fast. Bad input (a missing file, an empty corpus, a malformed line, a store built with
-another model) ends with exit status 2 and one line on stderr, without a traceback; set
-``QWEN3_RAG_DEBUG=1`` to see the traceback.
+another model) and what the user can fix (a model the hub does not have or cannot be reached
+for, a server that does not answer, a missing optional package) end with exit status 2 and one
+line on stderr, without a traceback; set ``QWEN3_RAG_DEBUG=1`` to see the traceback.
 
 Example:
     >>> from qwen3_rag.cli import main
@@ -60,9 +61,16 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from qwen3_rag.sources import BadInputError, EmptyCorpusError
     from qwen3_rag.store import EmbedderMismatchError, StoreError
 
-    return (CLIError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
-            PermissionError, BadInputError, EmptyCorpusError, StoreError, EmbedderMismatchError,
-            ValueError, KeyError)
+    errors: tuple[type[BaseException], ...] = (
+        CLIError, BadInputError, EmptyCorpusError, StoreError, EmbedderMismatchError, ValueError, KeyError,
+        OSError,  # files, and a model the hub does not have or cannot be reached for (transformers)
+        ImportError,  # an optional package a command needs: its message says what to install
+    )
+    try:
+        from qwen3_rag.engine.remote import RemoteError  # a server that fails or cannot be reached
+    except ImportError:  # pragma: no cover - the module needs nothing beyond the core
+        return errors
+    return (*errors, RemoteError)
 
 
 def _load(cmd: Command) -> ModuleType | None:

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", required=True, help="store directory")
     parser.add_argument("-k", type=int, default=5, help="results to return (default 5)")
     parser.add_argument("--rerank", type=int, metavar="N",
-                        help="rerank the N best vector hits with Qwen3-Reranker, return the k best")
+                        help="rerank the max(N, k) best vector hits with Qwen3-Reranker, return the k best")
     parser.add_argument("--score-threshold", type=float, help="drop vector hits below this cosine score")
     parser.add_argument("--min-confidence", type=float,
                         help="with --rerank: drop results whose confidence |2p-1| is below this")

@@ -96,7 +96,11 @@ class _HFEngineMixin:
         if self.options.get("trust_remote_code"):
             kwargs["trust_remote_code"] = True
         cls = getattr(transformers, auto_class)
-        self.model = cls.from_pretrained(self.config.model, **kwargs).to(device).eval()
+        try:
+            model = cls.from_pretrained(self.config.model, **kwargs)
+        except OSError as e:  # not on the hub, not in its cache offline, or no weights in the folder
+            raise OSError(f"cannot load model {self.config.model!r}: {e}") from e
+        self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.dtype = dtype
         self.max_batch_size = int(self.options.get("max_batch_size", 32))

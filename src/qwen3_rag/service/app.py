@@ -181,6 +181,9 @@ def create_app(
         (200, 2, 64)
     """
     limits = limits or ServiceLimits()
+    if store is not None and not hasattr(store, "check_embedder"):
+        raise TypeError(f"store must be a qwen3_rag.FaissStore (e.g. FaissStore.load(path)), got "
+                        f"{type(store).__name__} {store!r}"[:200])
     if store is not None:
         store.check_embedder(embedder)  # EmbedderMismatchError: another model or dimension
     svc = _Service(embedder, reranker, store, limits, embedding_model_name or embedder.model,
@@ -269,7 +272,10 @@ def create_app(
                 if instr is None:
                     ids = await asyncio.to_thread(fmt.documents, texts)
                 else:
-                    ids = await asyncio.to_thread(fmt.queries, texts, instr)
+                    try:
+                        ids = await asyncio.to_thread(fmt.queries, texts, instr)
+                    except ValueError as e:  # an instruction that leaves no room for the query
+                        raise _format_error(e) from e
         elif req.instruction is not None or req.input_type == "query":
             raise _error(422, ["body", "instruction"], "instruction and input_type='query' apply to text "
                          "inputs; token ids are embedded as given", "invalid_input")
