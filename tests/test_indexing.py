@@ -197,8 +197,20 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted_run(tmp_path, tiny_emb
     assert 40 <= at_kill < n, "the run must be killed part-way"
     assert not (killed_store / "CURRENT").exists()
 
-    resumed = subprocess.run(_index_cmd(corpus, killed_store, tiny_embedding), env=env,
-                             capture_output=True, text=True, timeout=300)
+    # `info` describes the interrupted first run; `index` without --model resumes with its model
+    info = subprocess.run([sys.executable, "-m", "qwen3_rag", "info", "--store", str(killed_store), "--json"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0, info.stderr[-2000:]
+    first = json.loads(info.stdout)
+    assert first["interrupted_indexing_run"] and first["count"] == 0
+    assert first["interrupted_run"]["consumed"] == at_kill and first["interrupted_run"]["expected"] == n
+    assert first["interrupted_run"]["settings"]["embedder"]["model"] == tiny_embedding
+    table = subprocess.run([sys.executable, "-m", "qwen3_rag", "info", "--store", str(killed_store)],
+                           env=env, capture_output=True, text=True, timeout=120).stdout
+    assert "0 (no version saved yet)" in table and f"{at_kill:,} of {n:,} source records" in table
+    without_model = [a for a in _index_cmd(corpus, killed_store, tiny_embedding)
+                     if a not in ("--model", tiny_embedding)]
+    resumed = subprocess.run(without_model, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     report = json.loads(resumed.stdout)
     assert report["resumed_from"] == at_kill and report["store_size"] == n

@@ -264,6 +264,32 @@ class _Staging:
         _remove_staging(self.path)
 
 
+def interrupted_run(store: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What an interrupted (or running) ``index_corpus`` into ``store`` left: its ``settings``
+    (source name, fields, chunking, the embedder's fingerprint), the source records it has
+    ``consumed`` (committed: a resumed run starts after them) and the ``expected`` count (None
+    where the source could not count); None without one.
+
+    Example:
+        >>> interrupted_run("/nonexistent/store") is None
+        True
+    """
+    path = Path(store) / STAGING
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(path)
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.Error:  # no meta table yet (killed while creating it), or not SQLite
+        return None
+    if "settings" not in meta:
+        return None
+    return {k: json.loads(meta[k]) if k in meta else None for k in ("settings", "consumed", "expected")}
+
+
 def _remove_staging(path: Path) -> None:
     for p in (Path(str(path) + "-wal"), Path(str(path) + "-shm"), path.with_name(STAGED_VECTORS), path):
         p.unlink(missing_ok=True)
@@ -716,4 +742,4 @@ def _build(st: _Staging, indexer: _Indexer, has_store: bool, name: str) -> Faiss
     return indexer.finish(total)
 
 
-__all__ = ["IndexReport", "chunk_document", "document_of", "index_corpus"]
+__all__ = ["IndexReport", "chunk_document", "document_of", "index_corpus", "interrupted_run"]

@@ -24,7 +24,8 @@ def add_model_options(parser: argparse.ArgumentParser, embedder: bool = True, re
     g = parser.add_argument_group("model and device")
     if embedder:
         g.add_argument("--model", help="embedding model (hub id or local directory); for a store, "
-                       "default: the model it was built with, else Qwen/Qwen3-Embedding-0.6B")
+                       "default: the model it was built with (or its interrupted first run), else "
+                       "Qwen/Qwen3-Embedding-0.6B")
         if repeat_dimensions:
             g.add_argument("--dimensions", type=int, action="append",
                            help="Matryoshka embedding size; repeat to compare sizes (default: full)")

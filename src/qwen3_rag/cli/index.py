@@ -40,16 +40,15 @@ def run(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from qwen3_rag.indexing import index_corpus
+    from qwen3_rag.indexing import index_corpus, interrupted_run
     from qwen3_rag.sources import open_source
     from qwen3_rag.store import read_manifest
 
     source = open_source(args.source)  # a missing or unknown file fails before any model loads
-    recorded = None
     try:
-        recorded = (read_manifest(args.store)[1].get("embedder") or {})
-    except (FileNotFoundError, ValueError):
-        recorded = None
+        recorded = read_manifest(args.store)[1].get("embedder")
+    except (FileNotFoundError, ValueError):  # no saved version yet: maybe a first run, interrupted
+        recorded = ((interrupted_run(args.store) or {}).get("settings") or {}).get("embedder")
     t0 = time.perf_counter()
     embedder = make_embedder(args, model=(recorded or {}).get("model"),
                              dimension=(recorded or {}).get("dimension"))

@@ -14,11 +14,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json_option(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    from qwen3_rag.indexing import STAGING
-    from qwen3_rag.store import read_manifest
+def _progress(run: dict) -> str:
+    done, expected = run.get("consumed") or 0, run.get("expected")
+    return f"{done:,} of {expected:,} source records" if expected else f"{done:,} source records"
 
-    vdir, manifest = read_manifest(args.store)
+
+def run(args: argparse.Namespace) -> int:
+    from qwen3_rag.indexing import STAGING, interrupted_run
+    from qwen3_rag.store import StoreError, read_manifest
+
+    try:
+        vdir, manifest = read_manifest(args.store)
+    except (FileNotFoundError, StoreError):  # not a store, or no version saved yet
+        first = interrupted_run(args.store)
+        if first is None:
+            raise
+        return _first_run(args, first)  # a first run that has saved nothing yet
     size = sum(p.stat().st_size for p in vdir.iterdir() if p.is_file())
     staging = Path(args.store) / STAGING
     info = {
@@ -46,5 +57,23 @@ def run(args: argparse.Namespace) -> int:
         ("saved", f"{saved} ({vdir.name})"),
         ("size on disk", f"{size / 2**20:.1f} MiB"),
         ("interrupted run", "yes: re-run `qwen3-rag index` to resume" if staging.exists() else "no"),
+    ]))
+    return 0
+
+
+def _first_run(args: argparse.Namespace, first: dict) -> int:
+    """``info`` of a store whose first indexing run was interrupted before its first save."""
+    settings = first.get("settings") or {}
+    emb = settings.get("embedder") or {}
+    if args.json:
+        print_json({"store": str(args.store), "version": None, "count": 0,
+                    "interrupted_indexing_run": True, "interrupted_run": first})
+        return 0
+    print(key_values([
+        ("store", str(args.store)),
+        ("documents", "0 (no version saved yet)"),
+        ("embedding model", emb.get("model") or "(not recorded)"),
+        ("interrupted run", f"yes: {_progress(first)} of {settings.get('source')!r} embedded; re-run "
+                            "`qwen3-rag index` with it to resume"),
     ]))
     return 0
