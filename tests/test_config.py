@@ -61,15 +61,17 @@ def test_bad_config_is_a_clear_error(tmp_path):
 def test_embedder_and_reranker_follow_the_configuration(tmp_path, monkeypatch, tiny_embedding, tiny_reranker):
     cfg = tmp_path / "qwen3-rag.toml"
     cfg.write_text(f'embedding_model = "{tiny_embedding}"\nreranker_model = "{tiny_reranker}"\n'
-                   'backend = "hf"\nmax_length = 64\n[embedding]\nmax_batch_size = 5\n'
-                   "gpu_memory_utilization = 0.5\n")
+                   'backend = "hf"\nmax_length = 64\nbatch_size = 7\n[embedding]\nmax_batch_size = 5\n'
+                   "gpu_memory_utilization = 0.5\nbatch_size = 3\n")
     monkeypatch.setenv("QWEN3_RAG_CONFIG", str(cfg))
     emb = Qwen3Embedder()
     assert (emb.model, emb.backend, emb.max_length) == (tiny_embedding, "hf", 64)
     assert emb.engine.max_batch_size == 5  # the hf option arrived, the vLLM one was left out
+    assert "batch_size" not in emb.engine_options  # a model's own batch_size, not an engine option
+    assert emb.batch_size == 3  # the table's (what bench --apply writes) over the top level's
     assert len(emb.formatter.documents(["word " * 500])[0]) == 64
     rr = Qwen3Reranker()
-    assert (rr.model, rr.backend, rr.max_length) == (tiny_reranker, "hf", 64)
+    assert (rr.model, rr.backend, rr.max_length, rr.batch_size) == (tiny_reranker, "hf", 64, 7)
     # explicit arguments win over the file
     assert Qwen3Embedder(max_length=128).max_length == 128
 
@@ -92,12 +94,17 @@ def test_cli_uses_configured_models(tmp_path, tiny_embedding):
 def test_bench_recommendation_is_written_and_read_back(tmp_path):
     path = tmp_path / "tuned.toml"
     path.write_text('backend = "vllm"\n')
-    rec = {"embed": {"best_throughput": {"max_num_seqs": 1024, "engines_per_gpu": 2}, "items_per_s": 1.0},
+    rec = {"embed": {"best_throughput": {"max_num_seqs": 1024, "engines_per_gpu": 2, "batch_size": 4096},
+                     "items_per_s": 1.0},
            "rerank": {"best_throughput": {"max_num_batched_tokens": 65536}, "items_per_s": 1.0}}
     write_recommendation(path, rec)
     s = load_settings(env={"QWEN3_RAG_CONFIG": str(path)})
     assert s.backend == "vllm"  # kept
-    assert s.embedding == {"max_num_seqs": 1024, "engines_per_gpu": 2}
+    assert s.embedding == {"max_num_seqs": 1024, "engines_per_gpu": 2, "batch_size": 4096}
+    assert s.model_batch_size("embedding") == 4096 and s.model_batch_size("reranker") is None
+    assert "batch_size" not in s.engine_options("embedding", "vllm")  # never given to vllm.LLM
+    env = load_settings(env={"QWEN3_RAG_CONFIG": str(path), "QWEN3_RAG_BATCH_SIZE": "64"})
+    assert env.model_batch_size("embedding") == 64  # the variable beats the file, as everywhere
     assert s.reranker == {"max_num_batched_tokens": 65536}
 
 

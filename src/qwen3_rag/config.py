@@ -13,6 +13,7 @@ given in code or on the command line. The file is ``$QWEN3_RAG_CONFIG`` if set, 
     [embedding]            # engine options for the embedder (each used by the backends it fits)
     gpu_memory_utilization = 0.35
     max_num_seqs = 1024
+    batch_size = 8192      # not an engine option: this model's batch_size (over the top level's)
 
     [reranker]
     gpu_memory_utilization = 0.35
@@ -68,6 +69,8 @@ HF_ONLY = {"device", "max_batch_size", "max_batch_tokens", "attn_implementation"
 REMOTE_ONLY = {"base_url", "api_key", "timeout", "max_retries", "backoff", "server"}
 POOL = {"engines_per_gpu", "data_parallel_size"}
 COMMON = {"dtype", "tokenizer", "trust_remote_code"}
+#: settings a model's table may hold that are not engine options (they override the top level)
+PER_MODEL = {"batch_size"}
 TOP_LEVEL = {"embedding_model", "reranker_model", "backend", "max_length", "batch_size"}
 
 
@@ -87,7 +90,13 @@ class Settings:
     def engine_options(self, kind: str, backend: str) -> dict[str, Any]:
         """The engine options of ``kind`` that fit ``backend`` (vLLM options never reach hf)."""
         opts = self.embedding if kind == "embedding" else self.reranker
-        return {k: v for k, v in opts.items() if _fits(k, backend)}
+        return {k: v for k, v in opts.items() if k not in PER_MODEL and _fits(k, backend)}
+
+    def model_batch_size(self, kind: str) -> int | None:
+        """``batch_size`` of ``kind``: its table's (what ``qwen3-rag bench --apply`` writes), else
+        the top-level setting."""
+        table = self.embedding if kind == "embedding" else self.reranker
+        return table.get("batch_size") or self.batch_size
 
 
 def _fits(key: str, backend: str) -> bool:
@@ -148,6 +157,9 @@ def load_settings(
             s.reranker[name[1:]] = value
         else:
             setattr(s, name, value)
+            for table in (s.embedding, s.reranker):  # the variable beats the file's per-model value
+                if name in PER_MODEL:
+                    table.pop(name, None)
     return s
 
 

@@ -82,7 +82,7 @@ class Qwen3Embedder:
         self.show_progress = show_progress
         engine_options = {**settings.engine_options("embedding", self.backend), **engine_options}
         self.engine_options = engine_options
-        batch_size = batch_size or settings.batch_size
+        batch_size = batch_size or settings.model_batch_size("embedding")
         self.engine: EmbeddingEngine = get_engine(  # type: ignore[assignment]
             "embedding", model, self.backend, max_length=max_length, options=engine_options
         )

@@ -123,7 +123,7 @@ class Qwen3Reranker:
         self.max_length = max_length = settings.max_length if max_length is None else max_length
         engine_options = {**settings.engine_options("reranker", self.backend), **engine_options}
         self.engine_options = engine_options
-        batch_size = batch_size or settings.batch_size
+        batch_size = batch_size or settings.model_batch_size("reranker")
         tok_source = model if self.backend == "remote" else check_model(model)
         self.tokenizer = load_tokenizer(tok_source, engine_options)
         self.formatter = RerankFormatter(self.tokenizer, max_length)
