@@ -199,6 +199,14 @@ def test_load_checks_dimension_model_and_format(tmp_path, data, tiny_embedding):
     assert same.fingerprint == {"model": "org/model-a", "dimension": 16}
     with pytest.raises(EmbedderMismatchError, match=r"model-a.*not 'org/model-b'"):
         FaissStore.load(path, {"model": "org/model-b", "dimension": 16})
+    # the same hub model from its snapshot in the Hugging Face cache (as offline users pass it)
+    snapshots = tmp_path / "hub" / "models--org--model-a" / "snapshots"
+    (snapshots / "0123abc").mkdir(parents=True)
+    assert len(FaissStore.load(path, {"model": str(snapshots / "0123abc"), "dimension": 16})) == len(store)
+    (tmp_path / "hub" / "models--org--model-b" / "snapshots" / "0123abc").mkdir(parents=True)
+    for other in (tmp_path / "hub" / "models--org--model-b" / "snapshots" / "0123abc", snapshots):
+        with pytest.raises(EmbedderMismatchError, match="Hugging Face cache"):  # another model; no snapshot
+            FaissStore.load(path, {"model": str(other), "dimension": 16})
     emb = Qwen3Embedder(tiny_embedding, backend="hf")  # 64-dimensional
     with pytest.raises(EmbedderMismatchError, match=r"16-dimensional.*64-dimensional"):
         FaissStore.load(path, emb)

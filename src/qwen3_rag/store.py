@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -111,6 +112,23 @@ def fingerprint_of(embedder: Any) -> dict[str, Any] | None:
     return {"model": model, "dimension": int(fp["dimension"])}
 
 
+_HUB_SNAPSHOT = re.compile(r"(?:^|/)models--([^/]+?)--([^/]+)/snapshots/[^/]+/?$")
+
+
+def model_identity(model: str) -> str:
+    """What a model reference names: a hub id, or a local directory, where a snapshot in the
+    Hugging Face cache (``.../models--ORG--NAME/snapshots/REV``) names the hub id it came from.
+
+    Example:
+        >>> model_identity("/root/.cache/huggingface/hub/models--Qwen--Qwen3-Embedding-0.6B/snapshots/c54f2e")
+        'Qwen/Qwen3-Embedding-0.6B'
+        >>> model_identity("Qwen/Qwen3-Embedding-0.6B"), model_identity("/models/mine")
+        ('Qwen/Qwen3-Embedding-0.6B', '/models/mine')
+    """
+    m = _HUB_SNAPSHOT.search(model.replace(os.sep, "/"))
+    return f"{m.group(1)}/{m.group(2)}" if m else model
+
+
 def check_fingerprint(recorded: Mapping[str, Any] | None, dim: int, embedder: Any, where: str) -> None:
     """Raise :class:`EmbedderMismatchError` when ``embedder`` can't have built these vectors."""
     given = fingerprint_of(embedder)
@@ -121,11 +139,12 @@ def check_fingerprint(recorded: Mapping[str, Any] | None, dim: int, embedder: An
             f"{where} holds {dim}-dimensional vectors but the embedder {given['model']!r} gives "
             f"{given['dimension']}-dimensional ones; use the embedder the store was built with"
         )
-    if recorded and recorded.get("model") and given["model"] and recorded["model"] != given["model"]:
+    if (recorded and recorded.get("model") and given["model"]
+            and model_identity(recorded["model"]) != model_identity(given["model"])):
         raise EmbedderMismatchError(
             f"{where} was built with embeddings from {recorded['model']!r}, not {given['model']!r}; "
-            "searching it with another model gives meaningless scores: use the same embedder or "
-            "re-index"
+            "vectors of another model give meaningless scores: use the same model (its hub id, or "
+            "its snapshot in the Hugging Face cache) or re-index"
         )
 
 
