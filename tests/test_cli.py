@@ -62,7 +62,7 @@ def work(tmp_path_factory, tiny_embedding, tiny_reranker):
 def test_index_through_an_engine_pool(work, tiny_embedding):
     """The pool's workers are stopped in a background thread once the stream ends."""
     (work / "pool.toml").write_text("[embedding]\nengines_per_gpu = 2\n")
-    res = cli("-v", "index", "corpus.jsonl", "--store", "store-pool", "--model", tiny_embedding,
+    res = cli("index", "corpus.jsonl", "--store", "store-pool", "--model", tiny_embedding, "-v",
               "--backend", "hf", "--batch-size", "8", "--json", cwd=work,
               QWEN3_RAG_CONFIG=str(work / "pool.toml"))
     assert res.returncode == 0, res.stderr
@@ -91,6 +91,9 @@ def test_info(work, tiny_embedding):
     assert info["index"]["kind"] == "flat" and info["interrupted_indexing_run"] is False
     table = cli("info", "--store", "store", cwd=work)
     assert "documents" in table.stdout and "40" in table.stdout
+    before = cli("-v", "info", "--store", "store", cwd=work)
+    after = cli("info", "--store", "store", "-v", cwd=work)  # -v before or after the subcommand
+    assert before.returncode == after.returncode == 0, after.stderr
 
 
 def test_search_json_with_rerank_filter_and_preview(work, tiny_embedding, tiny_reranker):
@@ -145,6 +148,12 @@ def test_bad_input_exits_2_with_one_line(work, tiny_embedding, tiny_reranker):
     assert_user_error(cli("rerank", "bad.jsonl", "-o", "o.jsonl", "--reranker-model", tiny_reranker,
                           "--backend", "hf", cwd=work), "bad.jsonl:1", "query_id")
     assert_user_error(cli("search", "x", "--store", "nowhere", *emb, cwd=work), "store not found")
+    # options that would be ignored are refused: no chunking to overlap, another kind of index
+    assert_user_error(cli("index", "corpus.jsonl", "--store", "s4", "--chunk-overlap", "8", *emb, cwd=work),
+                      "--chunk-overlap needs --chunk-tokens")
+    assert not (work / "s4").exists()
+    assert_user_error(cli("index", "corpus.jsonl", "--store", "store", "--index", "hnsw", *emb, cwd=work),
+                      "already has a 'flat' index", "--index")
     # a hub model that is not here (offline), and a server that does not answer: one line too
     assert_user_error(cli("search", "x", "--store", "store", "--model", "Qwen/No-Such-Model-0.6B",
                           "--backend", "hf", cwd=work, HF_HUB_OFFLINE="1"), "No-Such-Model")

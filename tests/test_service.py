@@ -196,6 +196,8 @@ def test_bad_input(small_url, path, body, status):
         else:
             r = c.post(path, json=body)
     assert r.status_code == status, r.text
+    if status == 404:  # a service started without the part it needs says which
+        assert "no vector store (start it with --store DIR)" in r.text
     if status != 404:
         detail = r.json()["detail"]
         assert detail and (isinstance(detail, str) or all(d["msg"] for d in detail))
@@ -431,6 +433,16 @@ def test_an_instruction_without_room_for_the_query_is_a_422(tiny_embedding):
         assert "instruction takes" in r.text and "max_length=16" in r.text
         ok = c.post("/v1/embeddings", json={"input": ["a"], "instruction": "Find"})
         assert ok.status_code == 200
+
+
+def test_a_service_without_a_reranker_says_so(embedder):
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(embedder)) as c:
+        for path in ("/rerank", "/v1/rerank", "/classify"):
+            r = c.post(path, json={"query": "q", "documents": ["d"]})
+            assert r.status_code == 404 and "no reranker loaded" in r.text, (path, r.text)
+        assert "/rerank" not in c.get("/openapi.json").json()["paths"]  # not part of its API
 
 
 def test_a_store_path_instead_of_a_store_is_a_clear_error(embedder):

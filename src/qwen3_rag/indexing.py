@@ -509,6 +509,10 @@ def index_corpus(
     if has_store:
         _, manifest = read_manifest(root)
         check_fingerprint(manifest.get("embedder"), manifest["dimension"], embedder, f"store {root}")
+        kind = (manifest.get("index") or {}).get("kind")
+        if isinstance(index, str) and index != "auto" and kind and index != kind:
+            raise ValueError(f"store {root} already has a {kind!r} index; index={index!r} (--index) is for "
+                             "a new store: leave it out to add to this one")
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     if not resume:

@@ -96,6 +96,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType | None
     for cmd in COMMANDS:
         module = _load(cmd)
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        # also after the subcommand (`qwen3-rag index ... -v`); unset there, the top level's stands
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="log progress details")
         if module is not None:
             module.add_arguments(p)
         modules[cmd.name] = module

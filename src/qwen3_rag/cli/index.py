@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from qwen3_rag.cli import CLIError
 from qwen3_rag.cli.common import (
     add_json_option,
     add_model_options,
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="documents per durable commit (a killed run resumes from the last one)")
     parser.add_argument("--no-resume", action="store_true", help="discard an interrupted run and start over")
     parser.add_argument("--chunk-tokens", type=int, help="split documents into chunks of this many tokens")
-    parser.add_argument("--chunk-overlap", type=int, default=32,
+    parser.add_argument("--chunk-overlap", type=int, default=None,
                         help="tokens shared by consecutive chunks (default 32; less than --chunk-tokens)")
     parser.add_argument("--text-field", default="text", help="record field (or column) holding the text")
     parser.add_argument("--id-field", default="id", help="record field (or column) holding the id")
@@ -44,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from qwen3_rag.sources import open_source
     from qwen3_rag.store import read_manifest
 
+    if args.chunk_overlap is not None and args.chunk_tokens is None:
+        raise CLIError("--chunk-overlap needs --chunk-tokens (documents are embedded whole without it)")
+    overlap = 32 if args.chunk_overlap is None else args.chunk_overlap
     source = open_source(args.source)  # a missing or unknown file fails before any model loads
     try:
         recorded = read_manifest(args.store)[1].get("embedder")
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = index_corpus(
             source, args.store, embedder, batch_size=args.batch_size, commit_every=args.commit_every,
-            resume=not args.no_resume, chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
+            resume=not args.no_resume, chunk_tokens=args.chunk_tokens, chunk_overlap=overlap,
             text_field=args.text_field, id_field=args.id_field, skip_bad_lines=args.skip_bad_lines,
             show_progress=progress_wanted(args), index=args.index,
             on_embedded=closing.start if pooled else None,

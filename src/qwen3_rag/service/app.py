@@ -65,6 +65,16 @@ def _format_error(e: Exception) -> HTTPException:
     return _error(422, ["body"], str(e), "invalid_input")
 
 
+def _unavailable(app: FastAPI, paths: Sequence[str], message: str) -> None:
+    """``POST`` routes, left out of the API schema, that answer 404 with ``message``."""
+
+    async def answer() -> None:
+        raise _error(404, ["path"], message, "not_available")
+
+    for path in paths:
+        app.post(path, include_in_schema=False)(answer)
+
+
 class _Service:
     """What the endpoints share: models, engines' micro-batchers, metrics."""
 
@@ -348,6 +358,12 @@ def create_app(
         from qwen3_rag.service.search import add_search_route
 
         add_search_route(app, svc, M, auth)
+    # what this service was started without: a 404 that says so, not a bare "Not Found"
+    if reranker is None:
+        _unavailable(app, ("/rerank", "/v1/rerank", "/classify"),
+                     "this service has no reranker loaded (started with --no-reranker)")
+    if store is None:
+        _unavailable(app, ("/search",), "this service has no vector store (start it with --store DIR)")
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics)
