@@ -247,6 +247,7 @@ def test_repeated_ids_last_one_wins(tmp_path, index):
     report = index_corpus(recs, store, HashEmbedder(), batch_size=8, commit_every=16, show_progress=False,
                           index=index)
     assert report.store_size == len(expected) < 120
+    assert report.replaced == 120 - len(expected)  # said, not silent (a warning, the CLI's table)
     loaded = FaissStore.load(store)
     recs_out = list(loaded.iter_records())
     assert [r.id for r in recs_out] == list(expected)
@@ -260,9 +261,10 @@ def test_repeated_ids_last_one_wins(tmp_path, index):
     # a second corpus replaces documents of the saved store
     again = [{"id": "d0", "text": "d0 rewritten", "n": 0}, {"id": "new", "text": "brand new", "n": 1},
              {"id": "d0", "text": "d0 rewritten twice", "n": 2}]
-    index_corpus(again, store, HashEmbedder(), batch_size=2, show_progress=False)
+    second = index_corpus(again, store, HashEmbedder(), batch_size=2, show_progress=False)
     loaded = FaissStore.load(store)
     assert len(loaded) == len(expected) + 1
+    assert second.replaced == 2  # the saved d0, then this corpus's first d0
     if index != "hnsw":
         assert loaded.index.ntotal == len(loaded)
     assert loaded.get(["d0"])[0].text == "d0 rewritten twice"

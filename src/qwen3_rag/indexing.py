@@ -97,6 +97,10 @@ class IndexReport:
     index_kind: str
     elapsed_s: float
     timings: dict[str, float] = field(default_factory=dict)
+    replaced: int | None = None
+    """Vectors added that replaced a document of the same id (an id repeated in the corpus, or
+    already in the store: the later record wins); None where unknown (a run resumed after its
+    store was saved)."""
     """Seconds per phase: ``stream`` (read, embed, stage), ``build`` (after the stream, until the
     store is ready), ``save``; and, wherever they ran (mostly in the background during the
     stream), ``train`` and ``add`` (vectors into Faiss, rows into the store's database).
@@ -546,6 +550,9 @@ def index_corpus(
         st.open_vectors()
         indexer = _indexer(root, st, embedder, dim, index, has_store)
         store = indexer.store
+        # documents in the store before this job (None: this job's rows are in it already)
+        before = len(store) if store is not None and store.extra.get("indexing_run") != run_id else None
+        before = 0 if store is None else before
         if store is None or store.extra.get("indexing_run") != run_id:  # else: applied, then interrupted
             if not st.get("complete", False):
                 t0 = time.perf_counter()
@@ -568,11 +575,16 @@ def index_corpus(
         _discard(st, root, created, always=isinstance(e, EmptyCorpusError))
         raise
     indexer.close()
+    chunks = st.get("chunks", 0)
+    replaced = None if before is None else before + chunks - len(store)
+    if replaced:
+        logger.warning("qwen3_rag: %d of the %d vectors added replaced a document of the same id (ids are "
+                       "unique in a store: the later record wins)", replaced, chunks)
     report = IndexReport(
         store_path=str(root), positions=st.get("consumed", 0), documents=st.get("documents", 0),
-        chunks=st.get("chunks", 0), skipped=st.get("skipped", 0), resumed_from=resumed_from,
+        chunks=chunks, skipped=st.get("skipped", 0), resumed_from=resumed_from,
         store_size=len(store), index_kind=store.index_kind, elapsed_s=time.perf_counter() - started,
-        timings=timings,
+        timings=timings, replaced=replaced,
     )
     st.remove()
     return report

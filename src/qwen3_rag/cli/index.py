@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
             ("bad lines skipped", report.skipped),
             ("resumed from", f"record {report.resumed_from}" if report.resumed_from else "-"),
             ("store size", report.store_size),
+            *([("replaced by id", f"{report.replaced} (a later record of the same id won)")]
+              if report.replaced else []),
             ("index", report.index_kind),
             ("time", f"{report.elapsed_s:.1f} s"),
             ("phases", ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items()) or "-"),
