@@ -88,6 +88,23 @@ def test_serve_bad_store_is_a_one_line_error(tmp_path):
     assert res.stderr.startswith("qwen3-rag: error: ") and "Traceback" not in res.stderr
 
 
+def test_serve_on_a_port_in_use_fails_before_loading_anything(tmp_path):
+    """A taken port is said at once (the models would take minutes to load on a GPU first)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = subprocess.run([sys.executable, "-m", "qwen3_rag", "serve", "--port", str(port), "--model",
+                              str(tmp_path / "no-such-model"), "--backend", "hf", "--no-reranker"],
+                             env=env(), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    # the port is named, not the model directory that is missing too: nothing was loaded
+    want = f"qwen3-rag: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert res.stderr.strip() == want
+
+
 def test_cli_search_with_the_remote_backend_matches_hf(store_dir, tiny_embedding, tiny_reranker):
     """``qwen3-rag search --backend remote`` against a running service gives the hf results."""
     import json

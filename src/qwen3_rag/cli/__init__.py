@@ -3,7 +3,7 @@
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int`` (the exit status). Adding one is one line in :data:`COMMANDS`::
 
-    Command("serve", "qwen3_rag.server.cli", "run the HTTP service"),
+    Command("serve", "qwen3_rag.service.cli", "run the HTTP service"),
 
 Modules must import heavy things (torch, vLLM, fastapi) inside ``run``, so that ``--help``
 stays fast. Bad input (a missing file, an empty corpus, a malformed line, a store built with

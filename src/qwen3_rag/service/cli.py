@@ -111,6 +111,23 @@ def engine_defaults(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     return {k: v for k, v in wanted.items() if k not in configured}
 
 
+def check_listen(host: str, port: int) -> None:
+    """Raise ``CLIError`` when this process cannot listen on ``host:port`` (in use, a host that is
+    not this machine's, a port below 1024 without the right): a bind as uvicorn will make it."""
+    import socket
+
+    from qwen3_rag.cli import CLIError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            s.bind(address)
+    except OSError as e:
+        raise CLIError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the models (and store) named by ``args`` and serve until interrupted."""
     from qwen3_rag.cli import CLIError
@@ -127,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise CLIError(f"--port must be 1..65535, got {args.port}")
+    check_listen(args.host, args.port)  # before the models load (minutes on a GPU), not after
     limits = ServiceLimits(**{k: v for k, v in (("max_batch_items", args.max_batch_items),
                                                   ("batch_wait_ms", args.batch_wait_ms)) if v is not None})
     store = None
