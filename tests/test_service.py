@@ -443,6 +443,10 @@ def test_a_service_without_a_reranker_says_so(embedder):
             r = c.post(path, json={"query": "q", "documents": ["d"]})
             assert r.status_code == 404 and "no reranker loaded" in r.text, (path, r.text)
         assert "/rerank" not in c.get("/openapi.json").json()["paths"]  # not part of its API
+    with TestClient(create_app(embedder, api_key="sesame")) as c:  # behind the key like the rest
+        assert c.post("/rerank", json={}).status_code == 401
+        r = c.post("/rerank", json={}, headers={"Authorization": "Bearer sesame"})
+        assert r.status_code == 404 and "no reranker loaded" in r.text
 
 
 def test_a_store_path_instead_of_a_store_is_a_clear_error(embedder):

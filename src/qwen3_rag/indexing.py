@@ -97,14 +97,14 @@ class IndexReport:
     index_kind: str
     elapsed_s: float
     timings: dict[str, float] = field(default_factory=dict)
-    replaced: int | None = None
-    """Vectors added that replaced a document of the same id (an id repeated in the corpus, or
-    already in the store: the later record wins); None where unknown (a run resumed after its
-    store was saved)."""
     """Seconds per phase: ``stream`` (read, embed, stage), ``build`` (after the stream, until the
     store is ready), ``save``; and, wherever they ran (mostly in the background during the
     stream), ``train`` and ``add`` (vectors into Faiss, rows into the store's database).
     ``qwen3-rag index`` puts ``load`` first: building the embedder's engines, before this ran."""
+    replaced: int | None = None
+    """Vectors added that replaced a document of the same id (an id repeated in the corpus, or
+    already in the store: the later record wins); None where unknown (a run resumed after its
+    store was saved)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -551,8 +551,9 @@ def index_corpus(
         indexer = _indexer(root, st, embedder, dim, index, has_store)
         store = indexer.store
         # documents in the store before this job (None: this job's rows are in it already)
-        before = len(store) if store is not None and store.extra.get("indexing_run") != run_id else None
-        before = 0 if store is None else before
+        before: int | None = 0
+        if store is not None:
+            before = len(store) if store.extra.get("indexing_run") != run_id else None
         if store is None or store.extra.get("indexing_run") != run_id:  # else: applied, then interrupted
             if not st.get("complete", False):
                 t0 = time.perf_counter()

@@ -65,14 +65,15 @@ def _format_error(e: Exception) -> HTTPException:
     return _error(422, ["body"], str(e), "invalid_input")
 
 
-def _unavailable(app: FastAPI, paths: Sequence[str], message: str) -> None:
-    """``POST`` routes, left out of the API schema, that answer 404 with ``message``."""
+def _unavailable(app: FastAPI, paths: Sequence[str], message: str, auth: Any) -> None:
+    """``POST`` routes, left out of the API schema, that answer 404 with ``message`` (behind the
+    same API key as the others)."""
 
     async def answer() -> None:
         raise _error(404, ["path"], message, "not_available")
 
     for path in paths:
-        app.post(path, include_in_schema=False)(answer)
+        app.post(path, include_in_schema=False, dependencies=auth)(answer)
 
 
 class _Service:
@@ -361,9 +362,9 @@ def create_app(
     # what this service was started without: a 404 that says so, not a bare "Not Found"
     if reranker is None:
         _unavailable(app, ("/rerank", "/v1/rerank", "/classify"),
-                     "this service has no reranker loaded (started with --no-reranker)")
+                     "this service has no reranker loaded (started with --no-reranker)", auth)
     if store is None:
-        _unavailable(app, ("/search",), "this service has no vector store (start it with --store DIR)")
+        _unavailable(app, ("/search",), "this service has no vector store (start it with --store DIR)", auth)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics)
