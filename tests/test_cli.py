@@ -142,7 +142,9 @@ def test_bad_input_exits_2_with_one_line(work, tiny_embedding, tiny_reranker):
     (work / "bad.jsonl").write_text('{"id": "a", "text": "ok"}\n{"id": "b", "text": "no end\n'
                                     '{"id": "c", "text": "fine"}\n')
     assert_user_error(cli("index", "bad.jsonl", "--store", "s3", *emb, cwd=work),
-                      "bad.jsonl:2", "malformed JSON")
+                      "bad.jsonl:2", "malformed JSON", "--skip-bad-lines")
+    assert_user_error(cli("index", "bad.jsonl", "--store", "corpus.jsonl", *emb, cwd=work),
+                      "the store must be a directory, and corpus.jsonl is a file")
     res = cli("index", "bad.jsonl", "--store", "s3", "--skip-bad-lines", "--json", *emb, cwd=work)
     assert res.returncode == 0 and json.loads(res.stdout)["skipped"] == 1
     assert_user_error(cli("rerank", "bad.jsonl", "-o", "o.jsonl", "--reranker-model", tiny_reranker,

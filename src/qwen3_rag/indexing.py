@@ -506,6 +506,8 @@ def index_corpus(
     started = time.perf_counter()
     src = open_source(source)
     root = Path(store_path)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"the store must be a directory, and {root} is a file")
     fp = fingerprint_of(embedder)
     assert fp is not None
     dim = fp["dimension"]
@@ -702,7 +704,8 @@ def _stream(src: Any, st: _Staging, indexer: _Indexer, embedder: Any, batch_size
             doc = _document(item, text_field, id_field, position) if item.record is not None else item.reason
             if isinstance(doc, str):
                 if not skip_bad_lines:
-                    raise BadInputError(f"{item.where}: {doc}")
+                    raise BadInputError(f"{item.where}: {doc} (skip_bad_lines=True, --skip-bad-lines, "
+                                        "skips and counts such records)")
                 skipped += 1
                 logger.warning("qwen3_rag: skipping %s: %s", item.where, doc)
             else:
