@@ -157,9 +157,9 @@ def load_settings(
             s.reranker[name[1:]] = value
         else:
             setattr(s, name, value)
-            for table in (s.embedding, s.reranker):  # the variable beats the file's per-model value
-                if name in PER_MODEL:
-                    table.pop(name, None)
+            if name in PER_MODEL:  # the variable beats the file's per-model value
+                s.embedding.pop(name, None)
+                s.reranker.pop(name, None)
     return s
 
 

@@ -552,11 +552,10 @@ def index_corpus(
         st.open_vectors()
         indexer = _indexer(root, st, embedder, dim, index, has_store)
         store = indexer.store
+        applied = store is not None and store.extra.get("indexing_run") == run_id  # then interrupted
         # documents in the store before this job (None: this job's rows are in it already)
-        before: int | None = 0
-        if store is not None:
-            before = len(store) if store.extra.get("indexing_run") != run_id else None
-        if store is None or store.extra.get("indexing_run") != run_id:  # else: applied, then interrupted
+        before = None if applied else len(store) if store is not None else 0
+        if not applied:
             if not st.get("complete", False):
                 t0 = time.perf_counter()
                 _stream(src, st, indexer, embedder, batch_size, commit_every, chunk_tokens, chunk_overlap,

@@ -58,19 +58,16 @@ class CLIError(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from qwen3_rag.engine.remote import RemoteError
     from qwen3_rag.sources import BadInputError, EmptyCorpusError
     from qwen3_rag.store import EmbedderMismatchError, StoreError
 
-    errors: tuple[type[BaseException], ...] = (
+    return (
         CLIError, BadInputError, EmptyCorpusError, StoreError, EmbedderMismatchError, ValueError, KeyError,
         OSError,  # files, and a model the hub does not have or cannot be reached for (transformers)
         ImportError,  # an optional package a command needs: its message says what to install
+        RemoteError,  # a server that fails or cannot be reached
     )
-    try:
-        from qwen3_rag.engine.remote import RemoteError  # a server that fails or cannot be reached
-    except ImportError:  # pragma: no cover - the module needs nothing beyond the core
-        return errors
-    return (*errors, RemoteError)
 
 
 def _load(cmd: Command) -> ModuleType | None:

@@ -192,10 +192,10 @@ def create_app(
         (200, 2, 64)
     """
     limits = limits or ServiceLimits()
-    if store is not None and not hasattr(store, "check_embedder"):
-        raise TypeError(f"store must be a qwen3_rag.FaissStore (e.g. FaissStore.load(path)), got "
-                        f"{type(store).__name__} {store!r}"[:200])
     if store is not None:
+        if not hasattr(store, "check_embedder"):
+            raise TypeError(f"store must be a qwen3_rag.FaissStore (e.g. FaissStore.load(path)), got "
+                            f"{type(store).__name__} {store!r}"[:200])
         store.check_embedder(embedder)  # EmbedderMismatchError: another model or dimension
     svc = _Service(embedder, reranker, store, limits, embedding_model_name or embedder.model,
                    (reranker_model_name or reranker.model) if reranker is not None else None)
