@@ -27,6 +27,7 @@ from qwen3_rag.engine.base import (
     check_model,
     freeze_options,
 )
+from qwen3_rag.engine.bytecode import warn_if_uncompiled
 
 logger = logging.getLogger("qwen3_rag")
 
@@ -86,6 +87,7 @@ def get_engine(
 
 def _load(config: EngineConfig, options: dict[str, Any], yes_id: int | None, no_id: int | None) -> Engine:
     logger.info("qwen3_rag: loading %s engine %s on %s", config.kind, config.model, config.backend)
+    warn_if_uncompiled(config.backend)
     options = dict(options)
     fast_path_tokens = options.pop("fast_path_tokens", None)
     fast_path_compile = options.pop("fast_path_compile", False)

@@ -192,7 +192,9 @@ def _worker(
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     try:
-        from qwen3_rag.engine import get_engine
+        from qwen3_rag.engine import bytecode, get_engine
+
+        bytecode.quiet()  # the parent said whatever there is to say about bytecode
 
         # Slow imports before the GPU's build lock (so workers that build in turn import at
         # once); only the engine build inside.
