@@ -1,6 +1,8 @@
-# Device run 42 (session 12, one H200): run 41's "with bytecode" 1M index again, twice, on another
-# machine: bytecode for every site on sys.path under PYTHONPYCACHEPREFIX=/tmp/pyc (the device's
-# torch site has no .pyc and its Python writes none), a 20k index first for vLLM's compile cache.
+# Device run 42 (session 12, one H200): run 41's "with bytecode" 1M index again (ran three times,
+# RUNS='1m-a:1000000:200 1m-b:1000000:200 1m-c:1000000:200', on run 41's machine while it was
+# still held, so its compile cache was warm; on a fresh machine keep the 20k run first): bytecode
+# for every site on sys.path under PYTHONPYCACHEPREFIX=/tmp/pyc (the device's torch site has no
+# .pyc and its Python writes none).
 source benchmarks/device/common.sh
 RUN=${RUN:-run42}
 log "start $RUN"

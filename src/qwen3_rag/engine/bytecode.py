@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Iterable
 
@@ -93,8 +94,8 @@ def warn_if_uncompiled(backend: str) -> list[str]:
             "as it starts (~10 s per vLLM worker on an H200 host). Compile them once: "
             "%s -m compileall -q -j 0 %s (a read-only site: set PYTHONPYCACHEPREFIX to a writable "
             "folder for that command and for every run)",
-            ", ".join(missing), why, os.path.basename(sys.executable) or "python",
-            " ".join(site_folders(missing)),
+            ", ".join(missing), why, shlex.quote(sys.executable or "python"),
+            " ".join(shlex.quote(f) for f in site_folders(missing)),
         )
     return missing
 
