@@ -90,11 +90,12 @@ def warn_if_uncompiled(backend: str) -> list[str]:
         why = "this Python writes none (PYTHONDONTWRITEBYTECODE or -B)" if sys.dont_write_bytecode \
             else "their cache folders are not writable"
         logger.warning(
-            "qwen3_rag: %s have no bytecode and %s, so every engine process compiles their sources "
+            "qwen3_rag: %s %s no bytecode and %s, so every engine process compiles their sources "
             "as it starts (~10 s per vLLM worker on an H200 host). Compile them once: "
             "%s -m compileall -q -j 0 %s (a read-only site: set PYTHONPYCACHEPREFIX to a writable "
             "folder for that command and for every run)",
-            ", ".join(missing), why, shlex.quote(sys.executable or "python"),
+            ", ".join(missing), "has" if len(missing) == 1 else "have", why,
+            shlex.quote(sys.executable or "python"),
             " ".join(shlex.quote(f) for f in site_folders(missing)),
         )
     return missing
