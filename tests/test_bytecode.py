@@ -80,3 +80,10 @@ def test_warns_once_per_process_and_never_in_quiet_workers(fake_vllm, monkeypatc
         monkeypatch.setattr(bytecode, "_warned", False)
         assert bytecode.warn_if_uncompiled("remote") == []  # no heavy imports there
     assert len([r for r in caplog.records if "no bytecode" in r.getMessage()]) == 1
+
+
+def test_site_folders_hold_packages_and_modules(fake_vllm):
+    site = str(fake_vllm.parent.parent)
+    (fake_vllm.parent.parent / "lonely_module_here.py").write_text("X = 1\n")
+    importlib.invalidate_caches()
+    assert bytecode.site_folders(["vllm", "lonely_module_here"]) == [site]

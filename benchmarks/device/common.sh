@@ -50,13 +50,3 @@ gpu_tests() {
   grep -vE "^\s*$" "$OUT/pytest.log" | grep -E "passed|failed|Error|assert|cos|Δ|start-up|PASS|FAIL|FAST|POOL|VLLM" \
     | cut -c1-300 | tail -25 | tee -a "$LOG"
 }
-# compile_sites: bytecode for every site on sys.path under PYTHONPYCACHEPREFIX=/tmp/pyc, exported, so
-# this script's processes import as from a `pip install` (the device's torch site has none and its
-# Python writes none: each vLLM worker then imports in ~26 s instead of ~15; docs/benchmarks.md, run 41)
-compile_sites() {
-  export PYTHONPYCACHEPREFIX=/tmp/pyc
-  local sites
-  sites=$(python3 -c "import sys, os; print(' '.join(p for p in sys.path if p.endswith(('site-packages', 'dist-packages', 'vsite')) and os.path.isdir(p)))")
-  /usr/bin/time -f "%e s" -o /tmp/t timeout 120 python3 -m compileall -q -j 16 $sites > /dev/null 2>&1
-  log "compileall $sites into $PYTHONPYCACHEPREFIX: $(cat /tmp/t)"
-}

@@ -71,7 +71,9 @@ def site_folders(packages: Iterable[str]) -> list[str]:
     for name in packages:
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.origin:
-            folder = os.path.dirname(os.path.dirname(spec.origin))
+            folder = os.path.dirname(spec.origin)  # where a module lies, or a package's own folder
+            if spec.submodule_search_locations is not None:
+                folder = os.path.dirname(folder)  # the folder that holds the package
             if folder not in folders:
                 folders.append(folder)
     return folders
