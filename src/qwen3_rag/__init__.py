@@ -10,6 +10,7 @@ Example (loads ``Qwen/Qwen3-Embedding-0.6B`` and ``Qwen/Qwen3-Reranker-0.6B`` fr
     Qwen3Reranker().rerank("capital of France?", ["Paris ...", "Bananas ..."], top_n=1)
 """
 
+from qwen3_rag.data import sample_corpus
 from qwen3_rag.embedder import Qwen3Embedder
 from qwen3_rag.formats import DEFAULT_INSTRUCTION
 from qwen3_rag.indexing import index_corpus
@@ -27,5 +28,6 @@ __all__ = [
     "RerankResult",
     "__version__",
     "index_corpus",
+    "sample_corpus",
 ]
 
