@@ -6,7 +6,6 @@ import asyncio
 import functools
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,67 +14,15 @@ from qwen3_rag.batching import stream
 from qwen3_rag.config import get_settings
 from qwen3_rag.engine import get_engine, resolve_backend
 from qwen3_rag.engine.base import RerankEngine, check_model
+from qwen3_rag.engine.options import EngineOptions
 from qwen3_rag.formats import DEFAULT_INSTRUCTION, RerankFormatter, check_texts
+from qwen3_rag.ranking import RerankResult, check_rank_options, rank_scores, select_results
 from qwen3_rag.tokenizer import load_tokenizer
 
 logger = logging.getLogger("qwen3_rag")
 
-
-@dataclass(frozen=True)
-class RerankResult:
-    """One reranked document: its index in the input list and its P(yes) score."""
-
-    index: int
-    score: float
-
-    @property
-    def relevance_score(self) -> float:
-        """Alias of :attr:`score` (the name rerank APIs use)."""
-        return self.score
-
-    @property
-    def confidence(self) -> float:
-        """How far the model is from undecided: ``|2p - 1|``."""
-        return abs(2.0 * self.score - 1.0)
-
-
-def check_rank_options(
-    top_n: int | None, score_threshold: float | None, min_confidence: float | None
-) -> None:
-    """Validate the result-selection options of :func:`rank_scores`."""
-    if top_n is not None and top_n < 0:
-        raise ValueError(f"top_n must be >= 0, got {top_n}")
-    for name, value in (("score_threshold", score_threshold), ("min_confidence", min_confidence)):
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be between 0 and 1, got {value}")
-
-
-def rank_scores(
-    scores: np.ndarray,
-    top_n: int | None = None,
-    *,
-    score_threshold: float | None = None,
-    min_confidence: float | None = None,
-) -> list[RerankResult]:
-    """Best-first results (stable on ties) passing the thresholds, then cut to ``top_n``.
-
-    The one place that turns reranker scores into results: ``Qwen3Reranker.rerank``, the
-    service and the pair-rerank job all select through it.
-
-    Example:
-        >>> [(r.index, r.score) for r in rank_scores(np.array([0.2, 0.9, 0.55]), min_confidence=0.5)]
-        [(1, 0.9), (0, 0.2)]
-    """
-    check_rank_options(top_n, score_threshold, min_confidence)
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    results = [RerankResult(int(i), float(scores[i])) for i in order]
-    results = [
-        r
-        for r in results
-        if (score_threshold is None or r.score >= score_threshold)
-        and (min_confidence is None or r.confidence >= min_confidence)
-    ]
-    return results if top_n is None else results[:top_n]
+# RerankResult, check_rank_options and rank_scores live in qwen3_rag.ranking; importable from here too
+__all__ = ["Qwen3Reranker", "RerankResult", "check_rank_options", "rank_scores"]
 
 
 class Qwen3Reranker:
@@ -91,7 +38,8 @@ class Qwen3Reranker:
         instruction: the task instruction of the prompt.
         max_length: longest prompt in tokens; only the document is cut to fit.
         batch_size: pairs handed to the engine per call (default: the backend's preference).
-        **engine_options: passed to the backend.
+        **engine_options: the backend's options (:mod:`qwen3_rag.engine.options`), over the
+            configured ones; checked as :class:`~qwen3_rag.Qwen3Embedder` checks its own.
 
     Example:
         >>> from qwen3_rag import Qwen3Reranker
@@ -121,18 +69,19 @@ class Qwen3Reranker:
         self.backend = resolve_backend(backend or settings.backend)
         self.instruction = instruction
         self.max_length = max_length = settings.max_length if max_length is None else max_length
-        engine_options = {**settings.engine_options("reranker", self.backend), **engine_options}
-        self.engine_options = engine_options
+        self.engine_options = {**settings.engine_options("reranker", self.backend), **engine_options}
+        """The engine options as given, over the configured ones (:attr:`options`: typed)."""
+        self.options = EngineOptions.build(self.backend, self.engine_options)
         batch_size = batch_size or settings.model_batch_size("reranker")
         tok_source = model if self.backend == "remote" else check_model(model)
-        self.tokenizer = load_tokenizer(tok_source, engine_options)
+        self.tokenizer = load_tokenizer(tok_source, self.options.tokenizer)
         self.formatter = RerankFormatter(self.tokenizer, max_length)
         self.engine: RerankEngine = get_engine(  # type: ignore[assignment]
             "reranker",
             model,
             self.backend,
             max_length=max_length,
-            options=engine_options,
+            options=self.options,
             yes_id=self.formatter.yes_id,
             no_id=self.formatter.no_id,
         )
@@ -181,7 +130,7 @@ class Qwen3Reranker:
         """
         check_rank_options(top_n, score_threshold, min_confidence)
         scores = self.score(query, documents, instruction)
-        return rank_scores(scores, top_n, score_threshold=score_threshold, min_confidence=min_confidence)
+        return select_results(scores, top_n, score_threshold, min_confidence).results
 
     async def ascore(
         self, query: str, documents: Iterable[str], instruction: str | None = None

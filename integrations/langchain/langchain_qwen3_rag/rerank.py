@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from qwen3_rag import Qwen3Reranker, RerankResult
 from qwen3_rag.formats import DEFAULT_INSTRUCTION
-from qwen3_rag.reranker import check_rank_options
+from qwen3_rag.ranking import check_rank_options
 
 
 class Qwen3Rerank(BaseDocumentCompressor):
@@ -59,8 +59,7 @@ class Qwen3Rerank(BaseDocumentCompressor):
     @field_validator("top_n", "score_threshold", "min_confidence")
     @classmethod
     def _check_selection(cls, v: Any, info: Any) -> Any:
-        options: dict[str, Any] = {"top_n": None, "score_threshold": None, "min_confidence": None}
-        check_rank_options(**{**options, info.field_name: v})  # the core's one check
+        check_rank_options(**{info.field_name: v})  # the core's one check (qwen3_rag.ranking)
         return v
 
     def model_post_init(self, context: Any, /) -> None:
