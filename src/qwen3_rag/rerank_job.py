@@ -1,13 +1,18 @@
-"""Large pair-reranking jobs: JSONL in, JSONL out with scores; resumable exactly.
+"""Pair reranking as a job: JSONL of (query, document) pairs in, JSONL with scores out; resumable.
+
+This module owns :class:`PairRerankJob` (reading, scoring, selecting, writing and committing a
+pairs file), its checkpoint file and :func:`rerank_pairs`, the one-call form the CLI's
+``qwen3-rag rerank`` uses.
 
 Input lines are ``{"query_id", "doc_id", "query", "document", ...}``. Pairs are scored in
 batches made of whole query groups (consecutive lines with the same ``query_id``), so the
 prompts sharing a query prefix sit together and vLLM's prefix cache is reused. Each output
 line is the input record plus ``relevance_score`` (P(yes)) and ``confidence`` (``|2p − 1|``);
-with ``top_k`` each query keeps its best ``k`` pairs, best first, with a 1-based ``rank``.
+with ``top_k`` each query keeps its best ``k`` pairs, best first, with a 1-based ``rank``
+(selected by :func:`qwen3_rag.ranking.select_results`, like every other reranking).
 
 Progress is committed every ``commit_every`` input lines: the output is flushed and fsynced,
-then ``OUT.progress.json`` (input position and output size) is replaced atomically. A run
+then ``OUT.progress.json`` (input position and output size) is replaced atomically. A job
 killed at any moment resumes from the last commit: the output is cut back to the committed
 size and the input skips the committed lines, so no pair is lost or written twice.
 
@@ -34,23 +39,20 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from qwen3_rag.sources import BadInputError, EmptyCorpusError, JsonlSource
+from qwen3_rag.ranking import confidence, select_results
+from qwen3_rag.sources import BadInputError, EmptyCorpusError, Item, JsonlSource
 
 PAIR_FIELDS = ("query_id", "doc_id", "query", "document")
 
 
-def confidence(p: float) -> float:
-    """How far a P(yes) is from undecided: ``|p − (1 − p)| = |2p − 1|``."""
-    return abs(2.0 * p - 1.0)
-
-
 @dataclass
 class RerankJobReport:
-    """What :func:`rerank_pairs` did."""
+    """What a pair-rerank job did."""
 
     output: str
     pairs_scored: int
@@ -65,14 +67,36 @@ class RerankJobReport:
 
 
 @dataclass
-class _Group:
+class JobCounters:
+    """Where a job stands; saved with every commit, so a resumed job starts from them."""
+
+    consumed: int = 0
+    """Input lines done (scored, or skipped as bad)."""
+    output_bytes: int = 0
+    """Size of the output at the last commit."""
+    scored: int = 0
+    written: int = 0
+    queries: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class QueryGroup:
+    """Consecutive input records of one ``query_id``: scored and selected together."""
+
     query_id: str
-    query: str
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _pair(rec: dict[str, Any] | None) -> str | None:
-    """Why a record is not a usable pair (``None`` when it is)."""
+def pair_problem(rec: dict[str, Any] | None) -> str | None:
+    """Why a record is not a usable pair (``None`` when it is).
+
+    Example:
+        >>> pair_problem({"query_id": 1, "doc_id": "d", "query": "q", "document": "x"}) is None
+        True
+        >>> pair_problem({"query_id": 1, "doc_id": "d", "query": "q"})
+        "missing field 'document' (a pair needs query_id, doc_id, query, document)"
+    """
     if rec is None:
         return "not a JSON object"
     missing = [f for f in PAIR_FIELDS if f not in rec]
@@ -87,13 +111,264 @@ def _pair(rec: dict[str, Any] | None) -> str | None:
     return None
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+class Checkpoint:
+    """``OUTPUT.progress.json``: the job's settings and its counters at the last commit.
+
+    Replaced atomically (written beside, fsynced, renamed), so it always describes a committed
+    state; it exists only while a job is unfinished.
+    """
+
+    def __init__(self, output: Path, settings: dict[str, Any]):
+        self.path = output.with_name(output.name + ".progress.json")
+        self.settings = settings
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def load(self) -> JobCounters:
+        """The counters saved by an interrupted job with the same settings."""
+        saved = json.loads(self.path.read_text(encoding="utf-8"))
+        if saved.get("settings") != self.settings:
+            raise ValueError(
+                f"{self.path} belongs to a job with other settings; re-run it with the same "
+                "settings to resume, or pass resume=False to start over"
+            )
+        return JobCounters(**saved["state"])
+
+    def save(self, counters: JobCounters) -> None:
+        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"settings": self.settings, "state": asdict(counters)}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class PairRerankJob:
+    """Score every (query, document) pair of a JSONL file into an output JSONL file.
+
+    :meth:`run` does it all; the steps are :meth:`resume` (open the output where the job
+    stands), :meth:`stream` (batches of whole query groups), :meth:`write` (score, select,
+    write, commit when due) and :meth:`report`. The arguments are those of :func:`rerank_pairs`.
+
+    Example:
+        >>> import json, tempfile
+        >>> from qwen3_rag import Qwen3Reranker
+        >>> from qwen3_rag.testing import make_tiny_qwen3
+        >>> rr = Qwen3Reranker(make_tiny_qwen3("/tmp/qwen3-rag-doctest-rr", kind="reranker"), backend="hf")
+        >>> d = tempfile.mkdtemp()
+        >>> _ = open(f"{d}/p.jsonl", "w").write("".join(json.dumps(
+        ...     {"query_id": q, "doc_id": i, "query": q, "document": f"doc {i}"}) + "\\n"
+        ...     for q in ("a", "b") for i in range(3)))
+        >>> job = PairRerankJob(f"{d}/p.jsonl", f"{d}/o.jsonl", rr, top_k=1, show_progress=False)
+        >>> r = job.run()
+        >>> r.pairs_scored, r.pairs_written, r.queries
+        (6, 2, 2)
+    """
+
+    def __init__(
+        self,
+        input_path: str | os.PathLike[str],
+        output_path: str | os.PathLike[str],
+        reranker: Any,
+        *,
+        batch_size: int = 64,
+        commit_every: int = 1024,
+        top_k: int | None = None,
+        min_confidence: float | None = None,
+        instruction: str | None = None,
+        resume: bool = True,
+        overwrite: bool = False,
+        skip_bad_lines: bool = False,
+        show_progress: bool | None = None,
+    ):
+        check_job_options(batch_size, commit_every, top_k, min_confidence)
+        self.started = time.perf_counter()
+        src_path = Path(input_path)
+        if not src_path.is_file():
+            raise FileNotFoundError(f"pairs file not found: {src_path}")
+        self.source = JsonlSource(src_path)
+        self.output = Path(output_path)
+        self.reranker = reranker
+        self.batch_size, self.commit_every = batch_size, commit_every
+        self.top_k, self.min_confidence, self.instruction = top_k, min_confidence, instruction
+        self.allow_resume, self.overwrite, self.skip_bad_lines = resume, overwrite, skip_bad_lines
+        self.show_progress = show_progress if show_progress is not None else sys.stderr.isatty()
+        self.checkpoint = Checkpoint(self.output, {
+            "input": str(src_path.resolve()), "top_k": top_k, "min_confidence": min_confidence,
+            "instruction": instruction, "model": getattr(reranker, "model", None), "batch_size": batch_size,
+        })
+        self.counters = JobCounters()
+        self.resumed_from = 0
+        self.committed = 0
+        self.seen_queries: set[str] = set()
+        self.out: IO[bytes] | None = None
+        self.bar: Any = None
+
+    def resume(self) -> int:
+        """Open the output where the job stands; return the input line it starts from.
+
+        An interrupted job (its checkpoint exists and ``resume`` is on) has its output cut back
+        to the last commit; otherwise the output starts empty, which needs ``overwrite`` when a
+        finished output is there.
+        """
+        from tqdm.auto import tqdm
+
+        if self.allow_resume and self.checkpoint.exists():
+            self.counters = self.checkpoint.load()
+            out = open(self.output, "r+b")
+            out.truncate(self.counters.output_bytes)
+            out.seek(self.counters.output_bytes)
+        else:
+            if self.output.exists() and not self.overwrite and not self.checkpoint.exists():
+                raise FileExistsError(f"output exists: {self.output} (a finished job?); remove it or "
+                                      "pass overwrite=True (--overwrite)")
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            out = open(self.output, "wb")
+            self.checkpoint.save(self.counters)
+        self.out = out
+        self.resumed_from = self.committed = self.counters.consumed
+        self.bar = tqdm(total=self.source.count() if self.show_progress else None, initial=self.resumed_from,
+                        unit="pair", desc="reranking", disable=not self.show_progress, dynamic_ncols=True)
+        return self.resumed_from
+
+    def stream(self) -> Iterator[tuple[list[QueryGroup], int]]:
+        """Batches of whole query groups (about ``batch_size`` pairs), each with the input
+        position up to which it completes the job; the last batch (possibly empty) ends the input."""
+        batch: list[QueryGroup] = []
+        group: QueryGroup | None = None
+        n_pairs = 0
+        position = self.resumed_from  # input position of the next item
+        for item in self.source.items(self.resumed_from):
+            position += 1
+            rec = self.pair(item)
+            if rec is None:
+                continue
+            qid = str(rec["query_id"])
+            if group is None or qid != group.query_id:
+                self.check_new_query(qid, item)
+                if group is not None:
+                    batch.append(group)
+                    if n_pairs >= self.batch_size:
+                        yield batch, position - 1  # everything before this line is done
+                        batch, n_pairs = [], 0
+                group = QueryGroup(qid)
+            group.records.append(rec)
+            n_pairs += 1
+        if group is not None:
+            batch.append(group)
+        yield batch, position
+
+    def pair(self, item: Item) -> dict[str, Any] | None:
+        """The item's record when it is a usable pair; a bad one raises or (skipping) is counted."""
+        reason = item.reason or pair_problem(item.record)
+        if not reason:
+            return item.record
+        if not self.skip_bad_lines:
+            raise BadInputError(f"{item.where}: {reason}")
+        self.counters.skipped += 1
+        return None
+
+    def check_new_query(self, qid: str, item: Item) -> None:
+        """With ``top_k`` a query's pairs must be consecutive: its group is selected at once."""
+        if self.top_k is not None and qid in self.seen_queries:
+            raise BadInputError(
+                f"{item.where}: query_id {qid!r} appears again after other queries; with "
+                "top_k a query's pairs must be on consecutive lines (sort the file by query_id)"
+            )
+        self.seen_queries.add(qid)
+
+    def write(self, groups: list[QueryGroup], frontier: int) -> None:
+        """Score ``groups``, write their selected rows, advance to ``frontier``; commit when due."""
+        assert self.out is not None, "resume() opens the output first"
+        pairs = [(r["query"], r["document"]) for g in groups for r in g.records]
+        scores = self.reranker.score_pairs(pairs, self.instruction) if pairs else []
+        start = 0
+        for g in groups:
+            rows = self.select(g.records, scores[start : start + len(g.records)])
+            start += len(g.records)
+            self.out.write(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows))
+            self.counters.written += len(rows)
+        self.counters.scored += len(pairs)
+        self.counters.queries += len(groups)
+        self.bar.update(frontier - self.counters.consumed)
+        self.counters.consumed = frontier
+        if self.counters.consumed - self.committed >= self.commit_every:
+            self.commit()
+
+    def select(self, records: list[dict[str, Any]], scores: Sequence[float]) -> list[dict[str, Any]]:
+        """One query's output rows: the records with their scores, without those below
+        ``min_confidence``; with ``top_k`` its best ``k``, best first and ranked, else in input order."""
+        ranking = select_results(scores, self.top_k, min_confidence=self.min_confidence)
+        chosen = ranking.results if self.top_k is not None else sorted(ranking.results, key=lambda r: r.index)
+        rows = [{**records[r.index], "relevance_score": r.score, "confidence": r.confidence} for r in chosen]
+        if self.top_k is not None:
+            for rank, row in enumerate(rows, start=1):
+                row["rank"] = rank
+        return rows
+
+    def commit(self) -> None:
+        """Make everything written so far durable: fsync the output, then save the checkpoint."""
+        assert self.out is not None
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        self.counters.output_bytes = self.out.tell()
+        self.checkpoint.save(self.counters)
+        self.committed = self.counters.consumed
+
+    def run(self) -> RerankJobReport:
+        """Resume, score everything, commit, remove the checkpoint; return the report.
+
+        On any error (or interrupt) the output keeps its last commit for a later resume; a job
+        that committed nothing leaves no file behind.
+        """
+        self.resume()
+        try:
+            for groups, frontier in self.stream():
+                self.write(groups, frontier)
+            if self.counters.scored == 0 and self.resumed_from == 0:
+                skipped = self.counters.skipped
+                raise EmptyCorpusError(f"no pairs in {self.source.path}" + (
+                    f" ({skipped} bad lines skipped)" if skipped else ""))
+            self.commit()
+        except BaseException:
+            self.close()
+            if self.committed == 0:  # nothing durable yet: leave nothing behind
+                self.output.unlink(missing_ok=True)
+                self.checkpoint.remove()
+            raise
+        self.close()
+        self.checkpoint.remove()
+        return self.report()
+
+    def close(self) -> None:
+        if self.out is not None:
+            self.out.close()
+        if self.bar is not None:
+            self.bar.close()
+
+    def report(self) -> RerankJobReport:
+        """What the job has done so far (all of it after :meth:`run`)."""
+        c = self.counters
+        return RerankJobReport(
+            output=str(self.output), pairs_scored=c.scored, pairs_written=c.written, queries=c.queries,
+            skipped=c.skipped, resumed_from=self.resumed_from, elapsed_s=time.perf_counter() - self.started,
+        )
+
+
+def check_job_options(
+    batch_size: int, commit_every: int, top_k: int | None, min_confidence: float | None
+) -> None:
+    """``ValueError`` for options a pair-rerank job cannot run with."""
+    if batch_size < 1 or commit_every < 1:
+        raise ValueError(f"batch_size and commit_every must be positive, got {batch_size}, {commit_every}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be positive, got {top_k}")
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
 
 
 def rerank_pairs(
@@ -113,6 +388,8 @@ def rerank_pairs(
 ) -> RerankJobReport:
     """Score every (query, document) pair of a JSONL file into an output JSONL file.
 
+    Runs a :class:`PairRerankJob`.
+
     Args:
         input_path: JSONL of ``{"query_id", "doc_id", "query", "document", ...}``.
         output_path: JSONL written with the input fields plus ``relevance_score`` and
@@ -130,136 +407,14 @@ def rerank_pairs(
             :class:`~qwen3_rag.sources.BadInputError` (which names the line).
         show_progress: tqdm bar with pairs/s (default: when stderr is a terminal).
     """
-    from tqdm.auto import tqdm
-
-    if batch_size < 1 or commit_every < 1:
-        raise ValueError(f"batch_size and commit_every must be positive, got {batch_size}, {commit_every}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be positive, got {top_k}")
-    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
-        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
-    started = time.perf_counter()
-    src_path = Path(input_path)
-    if not src_path.is_file():
-        raise FileNotFoundError(f"pairs file not found: {src_path}")
-    source = JsonlSource(src_path)
-    out_path = Path(output_path)
-    progress_path = out_path.with_name(out_path.name + ".progress.json")
-    settings = {"input": str(src_path.resolve()), "top_k": top_k, "min_confidence": min_confidence,
-                "instruction": instruction, "model": getattr(reranker, "model", None),
-                "batch_size": batch_size}
-    state = {"consumed": 0, "output_bytes": 0, "scored": 0, "written": 0, "queries": 0, "skipped": 0}
-    if resume and progress_path.is_file():
-        saved = json.loads(progress_path.read_text(encoding="utf-8"))
-        if saved.get("settings") != settings:
-            raise ValueError(
-                f"{progress_path} belongs to a job with other settings; re-run it with the same "
-                "settings to resume, or pass resume=False to start over"
-            )
-        state.update(saved["state"])
-        out = open(out_path, "r+b")
-        out.truncate(state["output_bytes"])
-        out.seek(state["output_bytes"])
-    else:
-        if out_path.exists() and not overwrite and not progress_path.is_file():
-            raise FileExistsError(f"output exists: {out_path} (a finished job?); remove it or pass "
-                                  "overwrite=True (--overwrite)")
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out = open(out_path, "wb")
-        _write_json_atomic(progress_path, {"settings": settings, "state": state})
-    resumed_from = state["consumed"]
-    committed = resumed_from
-    seen: set[str] = set()
-    visible = show_progress if show_progress is not None else sys.stderr.isatty()
-    bar = tqdm(total=source.count() if visible else None, initial=resumed_from, unit="pair",
-               desc="reranking", disable=not visible, dynamic_ncols=True)
-
-    def commit() -> None:
-        nonlocal committed
-        out.flush()
-        os.fsync(out.fileno())
-        state["output_bytes"] = out.tell()
-        _write_json_atomic(progress_path, {"settings": settings, "state": state})
-        committed = state["consumed"]
-
-    def process(groups: list[_Group], frontier: int) -> None:
-        pairs = [(r["query"], r["document"]) for g in groups for r in g.records]
-        scores = reranker.score_pairs(pairs, instruction) if pairs else []
-        pos = 0
-        for g in groups:
-            scored = []
-            for r in g.records:
-                p = float(scores[pos])
-                pos += 1
-                scored.append({**r, "relevance_score": p, "confidence": confidence(p)})
-            if min_confidence is not None:
-                scored = [r for r in scored if r["confidence"] >= min_confidence]
-            if top_k is not None:
-                scored = sorted(scored, key=lambda r: -r["relevance_score"])[:top_k]
-                for rank, r in enumerate(scored, start=1):
-                    r["rank"] = rank
-            out.write(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in scored))
-            state["written"] += len(scored)
-        state["scored"] += len(pairs)
-        state["queries"] += len(groups)
-        bar.update(frontier - state["consumed"])
-        state["consumed"] = frontier
-        if state["consumed"] - committed >= commit_every:
-            commit()
-
-    try:
-        batch: list[_Group] = []
-        open_group: _Group | None = None
-        n_batch = 0
-        position = resumed_from  # source position of the next item
-        for item in source.items(resumed_from):
-            position += 1
-            reason = item.reason or _pair(item.record)
-            if reason:
-                if not skip_bad_lines:
-                    raise BadInputError(f"{item.where}: {reason}")
-                state["skipped"] += 1
-                continue
-            rec = item.record
-            assert rec is not None
-            qid = str(rec["query_id"])
-            if open_group is None or qid != open_group.query_id:
-                if top_k is not None and qid in seen:
-                    raise BadInputError(
-                        f"{item.where}: query_id {qid!r} appears again after other queries; with "
-                        "top_k a query's pairs must be on consecutive lines (sort the file by query_id)"
-                    )
-                seen.add(qid)
-                if open_group is not None:
-                    batch.append(open_group)
-                    if n_batch >= batch_size:
-                        process(batch, position - 1)  # everything before this line is done
-                        batch, n_batch = [], 0
-                open_group = _Group(qid, rec["query"])
-            open_group.records.append(rec)
-            n_batch += 1
-        if open_group is not None:
-            batch.append(open_group)
-        process(batch, position)
-        if state["scored"] == 0 and resumed_from == 0:
-            raise EmptyCorpusError(f"no pairs in {src_path}" + (
-                f" ({state['skipped']} bad lines skipped)" if state["skipped"] else ""))
-        commit()
-    except BaseException:
-        out.close()
-        bar.close()
-        if committed == 0:  # nothing durable yet: leave nothing behind
-            for p in (out_path, progress_path):
-                p.unlink(missing_ok=True)
-        raise
-    out.close()
-    bar.close()
-    progress_path.unlink()
-    return RerankJobReport(
-        output=str(out_path), pairs_scored=state["scored"], pairs_written=state["written"],
-        queries=state["queries"], skipped=state["skipped"], resumed_from=resumed_from,
-        elapsed_s=time.perf_counter() - started,
-    )
+    return PairRerankJob(
+        input_path, output_path, reranker, batch_size=batch_size, commit_every=commit_every, top_k=top_k,
+        min_confidence=min_confidence, instruction=instruction, resume=resume, overwrite=overwrite,
+        skip_bad_lines=skip_bad_lines, show_progress=show_progress,
+    ).run()
 
 
-__all__ = ["PAIR_FIELDS", "RerankJobReport", "confidence", "rerank_pairs"]
+__all__ = [
+    "PAIR_FIELDS", "Checkpoint", "JobCounters", "PairRerankJob", "QueryGroup", "RerankJobReport",
+    "confidence", "pair_problem", "rerank_pairs",
+]
