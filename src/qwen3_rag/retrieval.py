@@ -1,5 +1,9 @@
 """Search a store for a text query, optionally reranking the candidates (CLI, service).
 
+This module owns :func:`search_documents` and its result types, :class:`SearchResult` and
+:class:`SearchResponse`; the CLI's ``qwen3-rag search`` and the service's ``/search`` both
+answer through it.
+
 Example:
     >>> import numpy as np
     >>> from qwen3_rag import FaissStore, Qwen3Embedder
@@ -20,6 +24,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from qwen3_rag.ranking import Ranking, check_rank_options, select_results
 
 
 @dataclass
@@ -88,8 +94,9 @@ def search_documents(
     Args:
         k: results returned.
         filter, score_threshold: passed to :meth:`FaissStore.search` (cosine threshold).
-        reranker: a ``Qwen3Reranker``; the ``rerank_candidates`` (default ``4 * k``) best
-            vector hits are reranked and the ``k`` best by P(yes) are returned.
+        reranker: a ``Qwen3Reranker`` (anything with its ``score``); the ``rerank_candidates``
+            (default ``4 * k``) best vector hits are scored and the ``k`` best by P(yes) are
+            returned (:func:`qwen3_rag.ranking.select_results`).
         min_confidence: with a reranker, drop results whose confidence ``|2p − 1|`` is below.
         instruction: query instruction for the embedder (and the reranker).
     """
@@ -97,6 +104,7 @@ def search_documents(
         raise ValueError("the query must be a non-empty string")
     if k < 1:
         raise ValueError(f"k must be positive, got {k}")
+    check_rank_options(min_confidence=min_confidence)
     started = time.perf_counter()
     n = max(k, rerank_candidates or 4 * k) if reranker is not None else k
     qv = embedder.embed_queries([query], instruction)
@@ -105,15 +113,15 @@ def search_documents(
         results = [SearchResult(i + 1, h.id, h.score, h.text, h.metadata) for i, h in enumerate(hits)]
         total = len(hits)
     else:
-        texts = [h.text for h in hits]
-        ranked = []
+        ranking = Ranking([], 0)
         if hits:
-            ranked = reranker.rerank(query, texts, instruction=instruction, min_confidence=min_confidence)
-        total = len(ranked)
+            scores = reranker.score(query, [h.text for h in hits], instruction)
+            ranking = select_results(scores, k, min_confidence=min_confidence)
+        total = ranking.total
         results = [
             SearchResult(i + 1, hits[r.index].id, hits[r.index].score, hits[r.index].text,
                          hits[r.index].metadata, r.relevance_score, r.confidence)
-            for i, r in enumerate(ranked[:k])
+            for i, r in enumerate(ranking.results)
         ]
     elapsed = (time.perf_counter() - started) * 1000.0
     return SearchResponse(query, results[:k], total, elapsed)

@@ -3,6 +3,11 @@
 Needs the ``serve`` extra (``pip install 'qwen3-rag[serve]'``): FastAPI, uvicorn and
 prometheus-client. Names are imported on first use, so ``qwen3-rag --help`` stays fast.
 
+The package: ``app.py`` (:func:`create_app` assembles the parts), ``state.py`` (what the routes
+share), ``schemas.py`` (request/response models), ``limits.py`` (the one input-limits
+dependency), ``auth.py``, ``errors.py``, ``routers/`` (one module per endpoint group),
+``batcher.py`` (micro-batching), ``metrics.py``, ``middleware.py`` and ``cli.py`` (``serve``).
+
 Example (downloads the default models)::
 
     from qwen3_rag import Qwen3Embedder, Qwen3Reranker
@@ -17,9 +22,10 @@ from typing import Any
 
 _EXPORTS = {
     "create_app": "qwen3_rag.service.app",
-    "select_results": "qwen3_rag.service.app",
+    "select_results": "qwen3_rag.ranking",
     "serve": "qwen3_rag.service.cli",
     "ServiceLimits": "qwen3_rag.service.schemas",
+    "ServiceState": "qwen3_rag.service.state",
     "MicroBatcher": "qwen3_rag.service.batcher",
 }
 

@@ -91,9 +91,9 @@ def engine_defaults(args: argparse.Namespace, kind: str) -> dict[str, Any]:
       ``torch.compile`` for all layers and shapes), so a replay runs fused kernels.
     - the reranker's engine core runs in the service's process (``multiprocessing="off"``): a
       large call sends it hundreds of prompts, and a spawned engine core costs a message per
-      prompt each way (on an H200 one call of 32 prompts took 28.8 ms spawned against
-      12-15.5 ms in-process; docs/benchmarks.md, runs 8-10). The embedder stays spawned: two
-      in-process vLLM engines in one process would clash.
+      prompt each way (one call of 32 prompts took about twice as long spawned as in-process;
+      docs/benchmarks.md). The embedder stays spawned: two in-process vLLM engines in one
+      process would clash.
     """
     from qwen3_rag.config import get_settings
     from qwen3_rag.engine import resolve_backend

@@ -58,16 +58,36 @@ class BodyLimitMiddleware:
             chunks.append(body)
             if not message.get("more_body", False):
                 break
-        replayed = False
+        await self.app(scope, Replay(b"".join(chunks), receive), send)
 
-        async def replay() -> dict[str, Any]:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send)
+class Replay:
+    """The ``receive`` an app gets after the body was read: the body once, then the client's
+    own messages (a disconnect)."""
+
+    def __init__(self, body: bytes, receive: Any):
+        self.body: bytes | None = body
+        self.receive = receive
+
+    async def __call__(self) -> dict[str, Any]:
+        if self.body is not None:
+            body, self.body = self.body, None
+            return {"type": "http.request", "body": body, "more_body": False}
+        result: dict[str, Any] = await self.receive()
+        return result
+
+
+class StatusRecorder:
+    """The ``send`` an app gets: passes messages on, remembering the response status."""
+
+    def __init__(self, send: Any):
+        self.send = send
+        self.status = 500  # what an app that never answers amounts to
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
 
 
 class MetricsMiddleware:
@@ -81,19 +101,12 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
+        recorder = StatusRecorder(send)
         start = time.perf_counter()
-
-        async def send_wrapper(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, recorder)
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(endpoint, scope.get("method", ""), str(status)).inc()
+            self.metrics.requests.labels(endpoint, scope.get("method", ""), str(recorder.status)).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)

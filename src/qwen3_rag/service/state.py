@@ -1,0 +1,117 @@
+"""What the service's routes share: :class:`ServiceState`, handed to them by FastAPI dependency.
+
+One :class:`ServiceState` per app (on ``app.state.service``) holds the models, the optional
+store, the limits, the API key, the metrics and the engines' micro-batchers; routes declare
+``state: State`` to get it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends, Request
+
+from qwen3_rag.embedder import MIN_DIMENSIONS, Qwen3Embedder
+from qwen3_rag.engine.base import l2_normalize
+from qwen3_rag.reranker import Qwen3Reranker
+from qwen3_rag.service.batcher import MicroBatcher
+from qwen3_rag.service.metrics import ServiceMetrics
+from qwen3_rag.service.schemas import RequestBounds, ServiceLimits
+
+
+class ServiceState:
+    """The models, store, limits, metrics and micro-batchers of one service.
+
+    Args:
+        embedder: the query/document embedder.
+        reranker: the reranker (``None``: the service has none).
+        store: the vector store ``/search`` searches (``None``: none).
+        limits: request bounds and micro-batching settings.
+        api_key: the key clients must send (``None``: none needed).
+        embedding_model_name, reranker_model_name: the model ids reported to clients
+            (default: the models' own).
+    """
+
+    def __init__(
+        self,
+        embedder: Qwen3Embedder,
+        reranker: Qwen3Reranker | None = None,
+        store: Any = None,
+        *,
+        limits: ServiceLimits | None = None,
+        api_key: str | None = None,
+        embedding_model_name: str | None = None,
+        reranker_model_name: str | None = None,
+    ):
+        self.embedder = embedder
+        self.reranker = reranker
+        self.store = store
+        self.limits = limits = limits or ServiceLimits()
+        self.api_key = api_key.encode() if api_key else None
+        self.embedding_model_name = embedding_model_name or embedder.model
+        self.reranker_model_name = (reranker_model_name or reranker.model) if reranker is not None else None
+        self.bounds = RequestBounds.of(
+            limits, dimension=embedder.dimension, min_dimensions=min(MIN_DIMENSIONS, embedder.dimension),
+            embed_tokens=embedder.max_length, embed_vocab=len(embedder.tokenizer),
+            rerank_tokens=reranker.max_length if reranker else 1,
+            rerank_vocab=len(reranker.tokenizer) if reranker else 1,
+        )
+        self.metrics = ServiceMetrics()
+        wait = limits.batch_wait_ms / 1000.0
+        self.embed_batcher = MicroBatcher(
+            embedder.engine.embed, max_items=limits.max_batch_items, max_wait_s=wait,
+            on_batch=functools.partial(self.metrics.on_batch, "embedding"),
+        )
+        self.rerank_batcher = None
+        if reranker is not None:
+            self.rerank_batcher = MicroBatcher(
+                reranker.engine.score, max_items=limits.max_batch_items, max_wait_s=wait,
+                on_batch=functools.partial(self.metrics.on_batch, "reranker"),
+            )
+
+    async def embed_ids(self, ids: list[list[int]], dimensions: int | None) -> np.ndarray:
+        """Vectors of token-id sequences (micro-batched), cut to ``dimensions`` and re-normalized."""
+        vecs = np.asarray(await self.embed_batcher.submit(ids), dtype=np.float32)
+        dims = dimensions or self.embedder.dimensions
+        if dims is not None and dims < vecs.shape[1]:
+            vecs = l2_normalize(vecs[:, :dims])
+        return vecs
+
+    async def score_ids(self, ids: list[list[int]]) -> np.ndarray:
+        """P(yes) of complete reranker prompts given as token ids (micro-batched)."""
+        assert self.rerank_batcher is not None, "the service has no reranker"
+        return np.asarray(await self.rerank_batcher.submit(ids), dtype=np.float32)
+
+    async def rerank_ids(self, query: str, docs: list[str], instruction: str | None) -> list[list[int]]:
+        """The reranker prompts of ``query`` with each document, as token ids.
+
+        Raises ``ValueError`` when the query and instruction leave no room for a document.
+        """
+        assert self.reranker is not None, "the service has no reranker"
+        instr = self.reranker.instruction if instruction is None else instruction
+        return await asyncio.to_thread(self.reranker.formatter.pairs, [(query, d) for d in docs], instr)
+
+    def index_info(self) -> dict[str, Any] | None:
+        """Size and dimension of the store (``None`` without one)."""
+        if self.store is None:
+            return None
+        return {"size": len(self.store), "dimension": self.store.dim}
+
+    async def close(self) -> None:
+        """Stop the micro-batchers."""
+        await self.embed_batcher.close()
+        if self.rerank_batcher is not None:
+            await self.rerank_batcher.close()
+
+
+def service_state(request: Request) -> ServiceState:
+    """FastAPI dependency: the :class:`ServiceState` of the app serving ``request``."""
+    state: ServiceState = request.app.state.service
+    return state
+
+
+State = Annotated[ServiceState, Depends(service_state)]
+"""A route parameter annotated ``State`` receives the app's :class:`ServiceState`."""
