@@ -29,16 +29,14 @@ def clustered(rng: np.random.Generator, n: int, centres: np.ndarray, noise: floa
 
 
 def exact_topk(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    from qwen3_rag.faiss_index import faiss_module
+    from qwen3_rag.store import faiss_module
 
-    faiss = faiss_module()
-
-    index = faiss.IndexFlatIP(base.shape[1])
+    index = faiss_module().IndexFlatIP(base.shape[1])
     index.add(base)
     return index.search(queries, k)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000, help="collection size")
     ap.add_argument("--dim", type=int, default=1024, help="dimension (Qwen3-Embedding-0.6B: 1024)")
@@ -52,16 +50,48 @@ def main() -> None:
     ap.add_argument("--two-level-min-nlist", type=int, default=None, metavar="N",
                     help="IVF lists from which training uses two-level k-means (default: the library's; "
                          "a large N: one k-means over all lists)")
-    args = ap.parse_args()
+    return ap
 
-    from qwen3_rag import FaissStore, faiss_index
 
-    faiss = faiss_index.faiss_module()  # with the CPU's OpenBLAS kernels
-    from qwen3_rag.faiss_index import IndexSpec, choose_kind
+def set_two_level_min_nlist(n: int) -> None:
+    """Train IVF indexes of ``n`` lists or more with two-level k-means (the store reads it at training)."""
+    from qwen3_rag.store import training
 
+    training.TWO_LEVEL_MIN_NLIST = n
+
+
+def measure(kind: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, k: int) -> tuple[str, ...]:
+    """Build ``kind`` through ``FaissStore`` at its defaults for this size, search, score recall@k."""
+    from qwen3_rag import FaissStore
+    from qwen3_rag.store import IndexSpec, faiss_module
+
+    n, dim = base.shape
+    spec = IndexSpec.for_size(kind, n, dim)
+    store = FaissStore(dim, index=spec, gpu=False)
+    ids, texts = [str(i) for i in range(n)], [""] * n
+    t = time.perf_counter()
+    store.train(base)
+    for s in range(0, n, 50_000):
+        store.add(texts[s : s + 50_000], base[s : s + 50_000], ids=ids[s : s + 50_000])
+    build = time.perf_counter() - t
+    t = time.perf_counter()
+    hits = store.search(queries, k=k)
+    per_query = (time.perf_counter() - t) * 1000 / len(queries)
+    found = np.array([[int(h.id) for h in row] + [-1] * (k - len(row)) for row in hits])
+    recall = np.mean([len(set(f) & set(g)) / k for f, g in zip(found, truth, strict=True)])
+    size = len(faiss_module().serialize_index(store.index)) / n
+    params = ", ".join(f"{key}={v}" for key, v in spec.to_dict().items() if key != "kind") or "-"
+    print(f"  {kind}: recall@{k}={recall:.4f} ({build:.1f} s build)", flush=True)
+    return (kind, params, f"{size:.0f}", f"{build:.1f}", f"{per_query:.2f}", f"{recall:.4f}")
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    from qwen3_rag.store import choose_kind, faiss_module
+
+    faiss = faiss_module()  # with the CPU's OpenBLAS kernels
     if args.two_level_min_nlist is not None:
-        faiss_index.TWO_LEVEL_MIN_NLIST = args.two_level_min_nlist
-
+        set_two_level_min_nlist(args.two_level_min_nlist)
     faiss.omp_set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     centres = rng.normal(size=(args.clusters, args.dim)).astype(np.float32)
@@ -76,29 +106,7 @@ def main() -> None:
           f"index='auto' picks {choose_kind(args.n)!r} at this size")
     print(f"mean cosine of the 1st / {args.k}th true neighbour: {true_scores[:, 0].mean():.3f} / "
           f"{true_scores[:, -1].mean():.3f}; random pair: {float((base[:1000] @ queries.T).mean()):.3f}\n")
-
-    ids = [str(i) for i in range(args.n)]
-    texts = [""] * args.n
-    rows = []
-    for kind in args.kinds.split(","):
-        spec = IndexSpec.for_size(kind, args.n, args.dim)
-        store = FaissStore(args.dim, index=spec, gpu=False)
-        t = time.perf_counter()
-        store.train(base)
-        for s in range(0, args.n, 50_000):
-            store.add(texts[s : s + 50_000], base[s : s + 50_000], ids=ids[s : s + 50_000])
-        build = time.perf_counter() - t
-        t = time.perf_counter()
-        hits = store.search(queries, k=args.k)
-        per_query = (time.perf_counter() - t) * 1000 / args.queries
-        found = np.array([[int(h.id) for h in row] + [-1] * (args.k - len(row)) for row in hits])
-        recall = np.mean([len(set(f) & set(g)) / args.k for f, g in zip(found, truth, strict=True)])
-        size = len(faiss.serialize_index(store.index)) / args.n
-        params = ", ".join(f"{k}={v}" for k, v in spec.to_dict().items() if k != "kind") or "-"
-        rows.append((kind, params, f"{size:.0f}", f"{build:.1f}", f"{per_query:.2f}", f"{recall:.4f}"))
-        print(f"  {kind}: recall@{args.k}={recall:.4f} ({build:.1f} s build)", flush=True)
-        del store
-
+    rows = [measure(kind, base, queries, truth, args.k) for kind in args.kinds.split(",")]
     head = ("kind", "parameters", "bytes/vector", "build s", "ms/query", f"recall@{args.k}")
     print()
     print("| " + " | ".join(head) + " |")

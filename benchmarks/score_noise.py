@@ -1,6 +1,6 @@
 """How far bf16 rounding moves reranker scores, against how far prompt changes move them.
 
-Sets the GPU parity test's tolerance for the 0.6B shapes (``tests/test_gpu.py``): the hf
+Sets the GPU parity test's tolerance for the 0.6B shapes (``test_gpu.py``, docs/gpu.md): the hf
 backend on the CPU scores the parity test's 3 x 6 pairs with random weights of the real
 Qwen3-Reranker-0.6B shapes (seed 1, as the test) in float32, then in bfloat16, with another
 instruction, and with "." appended to each document. Prints a table of max and mean |Δscore|
@@ -12,7 +12,7 @@ against the float32 scores. Takes ~3 minutes and ~6 GiB on 2 cores::
 from __future__ import annotations
 
 import argparse
-import sys
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +21,22 @@ from qwen3_rag import Qwen3Reranker
 from qwen3_rag.testing import make_qwen3
 
 
+def parity_inputs() -> tuple[list[str], list[str]]:
+    """The GPU parity test's documents and queries (read from the test module, not copied)."""
+    (path,) = (Path(__file__).resolve().parents[1] / "tests").rglob("test_gpu.py")
+    spec = importlib.util.spec_from_file_location("gpu_parity_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.DOCS, module.QUERIES
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="0.6B")
     ap.add_argument("--dir", default="/tmp/score-noise")
     args = ap.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from test_gpu import DOCS, QUERIES  # the parity test's inputs
+    DOCS, QUERIES = parity_inputs()
 
     path = make_qwen3(Path(args.dir) / f"reranker-{args.size}", args.size, seed=1, dtype="float32")
     pairs = [(q, d) for q in QUERIES for d in DOCS]
