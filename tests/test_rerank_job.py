@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from qwen3_rag import Qwen3Reranker
-from qwen3_rag.rerank_job import rerank_pairs
+from qwen3_rag.rerank_job import PairRerankJob, rerank_pairs
 from qwen3_rag.sources import BadInputError, EmptyCorpusError
 
 
@@ -114,3 +114,39 @@ def test_crash_then_resume_gives_the_uninterrupted_output(tmp_path, rr):
     report = rerank_pairs(src, out, rr, batch_size=6, commit_every=6, top_k=3, show_progress=False)
     assert report.resumed_from == 12
     assert out.read_text() == (tmp_path / "clean.jsonl").read_text()
+
+
+def test_the_job_step_by_step(tmp_path, rr):
+    src = pairs_file(tmp_path / "p.jsonl", n_queries=3)
+    rerank_pairs(src, tmp_path / "whole.jsonl", rr, batch_size=6, top_k=2, show_progress=False)
+    job = PairRerankJob(src, tmp_path / "steps.jsonl", rr, batch_size=6, top_k=2, show_progress=False)
+    assert job.resume() == 0 and job.checkpoint.exists()
+    batches = []
+    for groups, frontier in job.stream():
+        batches.append(([g.query_id for g in groups], frontier))
+        job.write(groups, frontier)
+    assert batches == [(["q0"], 6), (["q1"], 12), (["q2"], 18)]  # whole query groups, input positions
+    job.commit()
+    job.close()
+    report = job.report()
+    assert (report.pairs_scored, report.pairs_written, report.queries, report.resumed_from) == (18, 6, 3, 0)
+    assert (tmp_path / "steps.jsonl").read_text() == (tmp_path / "whole.jsonl").read_text()
+
+
+def test_a_job_resumes_from_its_checkpoint(tmp_path, rr):
+    src = pairs_file(tmp_path / "p.jsonl")
+    job = PairRerankJob(src, tmp_path / "out.jsonl", rr, batch_size=6, commit_every=6, show_progress=False)
+    job.resume()
+    groups, frontier = next(job.stream())
+    job.write(groups, frontier)  # commits: commit_every lines done
+    job.close()
+    again = PairRerankJob(src, tmp_path / "out.jsonl", rr, batch_size=6, commit_every=6, show_progress=False)
+    assert again.resume() == 6 and again.counters.scored == 6
+    other = PairRerankJob(src, tmp_path / "out.jsonl", rr, batch_size=6, top_k=1, show_progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        other.resume()
+    again.close()
+    report = PairRerankJob(src, tmp_path / "out.jsonl", rr, batch_size=6, commit_every=6,
+                           show_progress=False).run()
+    assert (report.resumed_from, report.pairs_scored) == (6, 24)
+    assert len(read(tmp_path / "out.jsonl")) == 24

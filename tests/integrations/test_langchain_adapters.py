@@ -104,6 +104,17 @@ def test_rerank_thresholds(tiny_reranker, core_scores):
             Qwen3Rerank(model=tiny_reranker, backend="hf", **bad)
 
 
+
+def test_rerank_selects_like_the_core_ranking(tiny_reranker, core_scores):
+    """Thresholds, then top_n, in qwen3_rag.ranking's order: the adapter adds no selection of its own."""
+    from qwen3_rag.ranking import select_results
+
+    options = {"top_n": 2, "score_threshold": float(np.min(core_scores)),
+               "min_confidence": float(np.median(np.abs(2 * core_scores - 1)))}
+    out = Qwen3Rerank(model=tiny_reranker, backend="hf", **options).compress_documents(_docs(), QUERY)
+    expected = select_results(core_scores, **options).results
+    assert [d.metadata["n"] for d in out] == [r.index for r in expected]
+
 async def test_async_rerank_equals_sync(tiny_reranker):
     rr = Qwen3Rerank(model=tiny_reranker, backend="hf", top_n=4)
     assert await rr.acompress_documents(_docs(), QUERY) == list(rr.compress_documents(_docs(), QUERY))

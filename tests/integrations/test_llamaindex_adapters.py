@@ -132,6 +132,20 @@ async def test_postprocessor_async_threshold_and_errors(tiny_reranker, rerank_ev
         Qwen3Rerank(model=tiny_reranker, backend="hf", top_n=-2)
 
 
+
+def test_postprocessor_selects_like_the_core_ranking(tiny_reranker):
+    """Thresholds, then top_n, in qwen3_rag.ranking's order: the adapter adds no selection of its own."""
+    from qwen3_rag.ranking import select_results
+
+    contents = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in _nodes()]
+    scores = Qwen3Reranker(tiny_reranker, backend="hf").score(QUERY, contents)
+    options = {"top_n": 2, "score_threshold": float(np.min(scores)),
+               "min_confidence": float(np.median(np.abs(2 * scores - 1)))}
+    rerank = Qwen3Rerank(model=tiny_reranker, backend="hf", **options)
+    out = rerank.postprocess_nodes(_nodes(), query_str=QUERY)
+    expected = select_results(scores, **options).results
+    assert [n.node.node_id for n in out] == [f"n{r.index}" for r in expected]
+
 def test_unknown_arguments_are_errors_not_the_default_model(tiny_embedding, tiny_reranker):
     """``model=`` on the embedding (its field is ``model_name``, as in LlamaIndex) or ``device``
     outside ``engine_kwargs`` would otherwise be dropped and the hub default loaded."""

@@ -19,7 +19,8 @@ class Qwen3Rerank(BaseDocumentCompressor):
 
     Returns at most ``top_n`` documents, best first, each a copy of the input document with
     ``metadata["relevance_score"]`` (P(yes) in [0, 1]) and ``metadata["confidence"]``
-    (``|2p - 1|``). Use it on its own or inside ``ContextualCompressionRetriever``.
+    (``|2p - 1|``). Use it on its own or inside ``ContextualCompressionRetriever``. The
+    thresholds apply first, then ``top_n``, as everywhere (:func:`qwen3_rag.ranking.select_results`).
 
     Args:
         model: hub id or local directory of a Qwen3-Reranker checkpoint.

@@ -28,7 +28,8 @@ class Qwen3Rerank(BaseNodePostprocessor):
     [0, 1], and the node (a copy: the input nodes are not modified) carries
     ``metadata["relevance_score"]`` and ``metadata["confidence"]`` (``|2p - 1|``), excluded
     from LLM and embedding text. Emits ``ReRankStartEvent`` / ``ReRankEndEvent`` and a
-    ``RERANKING`` callback event, like core's ``SentenceTransformerRerank``.
+    ``RERANKING`` callback event, like core's ``SentenceTransformerRerank``. The thresholds
+    apply first, then ``top_n``, as everywhere (:func:`qwen3_rag.ranking.select_results`).
 
     Args:
         model: hub id or local directory of a Qwen3-Reranker checkpoint.

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 DOCS = ["Paris is the capital of France.", "Bananas are rich in potassium.", "Tokyo is in Japan."]
 
 
@@ -39,6 +39,7 @@ def store_dir(tmp_path_factory, tiny_embedding):
     return str(store.save(tmp_path_factory.mktemp("serve") / "store"))
 
 
+@pytest.mark.slow
 def test_serve_subprocess(store_dir, tiny_reranker):
     port = free_port()
     proc = subprocess.Popen(
@@ -80,6 +81,7 @@ def test_serve_subprocess(store_dir, tiny_reranker):
             proc.wait()
 
 
+@pytest.mark.slow
 def test_serve_bad_store_is_a_one_line_error(tmp_path):
     res = subprocess.run([sys.executable, "-m", "qwen3_rag", "serve", "--store", str(tmp_path / "missing"),
                           "--backend", "hf", "--no-reranker"], env=env(), capture_output=True, text=True,
@@ -88,6 +90,7 @@ def test_serve_bad_store_is_a_one_line_error(tmp_path):
     assert res.stderr.startswith("qwen3-rag: error: ") and "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 def test_serve_on_a_port_in_use_fails_before_loading_anything(tmp_path):
     """A taken port is said at once (the models would take minutes to load on a GPU first)."""
     import socket
@@ -105,6 +108,7 @@ def test_serve_on_a_port_in_use_fails_before_loading_anything(tmp_path):
     assert res.stderr.strip() == want
 
 
+@pytest.mark.slow
 def test_cli_search_with_the_remote_backend_matches_hf(store_dir, tiny_embedding, tiny_reranker):
     """``qwen3-rag search --backend remote`` against a running service gives the hf results."""
     import json
