@@ -1,4 +1,7 @@
-"""``qwen3-rag rerank PAIRS.jsonl -o OUT.jsonl``: score (query, document) pairs, resumably."""
+"""``qwen3-rag rerank PAIRS.jsonl -o OUT.jsonl``: score (query, document) pairs, resumably.
+
+The options and the report printout; the job itself is :mod:`qwen3_rag.rerank_job`.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from qwen3_rag.cli.common import (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``rerank`` subcommand's options."""
     parser.add_argument("pairs", help='JSONL of {"query_id", "doc_id", "query", "document"} lines')
     parser.add_argument("-o", "--output", required=True, help="output JSONL (input fields + scores)")
     parser.add_argument("--top-k", type=int, help="keep each query's k best pairs, best first")
@@ -32,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the pair-rerank job (:func:`qwen3_rag.rerank_job.rerank_pairs`) and print its report."""
     from pathlib import Path
 
     from qwen3_rag.rerank_job import rerank_pairs

@@ -241,13 +241,13 @@ Confidence = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Candidates = Annotated[int, Field(ge=1), Limit("maximum", "max_documents")]
 
 
-class Request(BaseModel):
+class ServiceRequest(BaseModel):
     """Base of the request models: unknown fields are ignored (clients send extras)."""
 
     model_config = ConfigDict(extra="ignore")
 
 
-class RerankRequest(Request):
+class RerankRequest(ServiceRequest):
     """Cohere/Jina/vLLM-style rerank request."""
 
     model: str | None = Field(None, description="accepted for client compatibility")
@@ -288,7 +288,7 @@ class RerankResponse(BaseModel):
     usage: dict[str, int] = Field(description="total_tokens of the prompts scored")
 
 
-class SearchRequest(Request):
+class SearchRequest(ServiceRequest):
     """Vector search over the loaded store, optionally reranked."""
 
     query: Query = Field(description="the text searched for")
@@ -333,7 +333,7 @@ class SearchResponse(BaseModel):
     processing_time_ms: float = Field(description="time spent answering")
 
 
-class EmbeddingRequest(Request):
+class EmbeddingRequest(ServiceRequest):
     """OpenAI embeddings request, plus ``instruction``/``input_type`` for queries."""
 
     input: EmbedInput = Field(description="a string, a list of strings, a token-id list or a list of "
@@ -367,7 +367,7 @@ class EmbeddingResponse(BaseModel):
     usage: dict[str, int] = Field(description="prompt_tokens and total_tokens")
 
 
-class ClassifyRequest(Request):
+class ClassifyRequest(ServiceRequest):
     """vLLM ``/classify`` request with token-id inputs (what the remote backend sends)."""
 
     input: ClassifyInput = Field(description="a token-id list or a list of token-id lists "
@@ -396,7 +396,8 @@ class ClassifyResponse(BaseModel):
 
 __all__ = [
     "LIMITS_KEY", "SIZE_ERRORS", "TOO_LARGE", "ClassifyItem", "ClassifyRequest", "ClassifyResponse",
-    "EmbeddingItem", "EmbeddingRequest", "EmbeddingResponse", "Inputs", "InputsLimit", "Limit", "Request",
+    "EmbeddingItem", "EmbeddingRequest", "EmbeddingResponse", "Inputs", "InputsLimit", "Limit",
     "RequestBounds", "RerankDocument", "RerankItem", "RerankRequest", "RerankResponse", "SearchHit",
-    "SearchRequest", "SearchResponse", "ServiceLimits", "check_utf8", "split_inputs", "split_token_inputs",
+    "SearchRequest", "SearchResponse", "ServiceLimits", "ServiceRequest", "check_utf8", "split_inputs",
+    "split_token_inputs",
 ]
