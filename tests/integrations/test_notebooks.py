@@ -25,6 +25,7 @@ def test_every_notebook_is_listed():
     assert {p.stem for p in NOTEBOOKS} == set(NEEDS)
 
 
+@pytest.mark.slow  # starts a Jupyter kernel per notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     for module in NEEDS[path.stem]:
