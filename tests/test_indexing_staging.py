@@ -21,6 +21,7 @@ import pytest
 import qwen3_rag.indexing as ix
 from qwen3_rag import FaissStore, index_corpus
 from qwen3_rag.indexing import STAGED_VECTORS, STAGING
+from qwen3_rag.store import BulkLoad, VectorIndex, kinds
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 DIM = 16
@@ -308,7 +309,7 @@ def test_ivf_is_trained_during_the_stream_and_resumes_exactly(tmp_path, monkeypa
 
 
 def test_auto_index_of_unknown_or_wrongly_guessed_size_is_chosen_at_the_end(tmp_path, monkeypatch):
-    monkeypatch.setattr(ix.fx, "FLAT_MAX", 300)  # so that "auto" picks IVF for a test-sized corpus
+    monkeypatch.setattr(kinds, "FLAT_MAX", 300)  # so that "auto" picks IVF for a test-sized corpus
     recs = records(900)
     index_corpus((r for r in recs), tmp_path / "gen", HashEmbedder(), show_progress=False)  # no size
     index_corpus(recs, tmp_path / "list", HashEmbedder(), show_progress=False)  # size known
@@ -332,11 +333,11 @@ def test_chunked_corpus_is_planned_by_its_vectors_not_its_records(tmp_path, monk
         def tokenizer(text, add_special_tokens=False, return_offsets_mapping=True):
             return {"offset_mapping": [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]}
 
-    monkeypatch.setattr(ix.fx, "FLAT_MAX", 300)
+    monkeypatch.setattr(kinds, "FLAT_MAX", 300)
     rebuilt = []
-    original = FaissStore._rebuild
-    monkeypatch.setattr(FaissStore, "_rebuild",
-                        lambda self, spec: rebuilt.append(spec) or original(self, spec))
+    original = VectorIndex.rebuild
+    monkeypatch.setattr(VectorIndex, "rebuild",
+                        lambda self, spec, keys: rebuilt.append(spec) or original(self, spec, keys))
     recs = [{"id": f"d{i}", "text": " ".join(f"w{i}-{j}" for j in range(40))} for i in range(100)]
     report = run(recs, tmp_path / "s", Words(), chunk_tokens=8, chunk_overlap=0)
     assert (report.chunks, report.index_kind) == (500, "ivf") and not rebuilt
@@ -394,14 +395,14 @@ def test_faiss_threads_leave_the_engines_their_cores_while_they_embed(tmp_path, 
         return original_finish(self, total)
 
     monkeypatch.setattr(ix._Indexer, "finish", finish)
-    for name in ("train", "_add_keyed", "save"):
-        original = getattr(FaissStore, name)
+    for owner, name in ((FaissStore, "train"), (BulkLoad, "add_keyed"), (FaissStore, "save")):
+        original = getattr(owner, name)
 
         def spy(self, *args, _original=original, _name=name, **kwargs):
             seen.append((_name, faiss.omp_get_max_threads(), not finished))
             return _original(self, *args, **kwargs)
 
-        monkeypatch.setattr(FaissStore, name, spy)
+        monkeypatch.setattr(owner, name, spy)
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:

@@ -311,6 +311,7 @@ class _Indexer:
     def __init__(self, store: FaissStore | None, st: _Staging, base: int, fresh: bool,
                  new_store: Callable[[int], FaissStore], threads: int | None = None):
         self.store = store
+        self.bulk = store.bulk_load() if store is not None else None
         self.st = st
         self.base = base
         self.fresh = fresh  # a new store (nothing of it saved yet)
@@ -333,6 +334,7 @@ class _Indexer:
     def plan(self, n: int) -> None:
         """Build into a new store chosen for about ``n`` vectors, trained at ``TRAIN_AT`` of them."""
         self.store, self.expected = self.new_store(n), n
+        self.bulk = self.store.bulk_load()
         if not self.ready() and self.store.spec.is_ivf:
             self.train_at = max(_train_size(self.store.spec, n, self.store.dim), int(n * TRAIN_AT))
 
@@ -361,8 +363,7 @@ class _Indexer:
             self.train_at = total
         self.run(self._work, total)
         t0 = time.perf_counter()
-        replaced = np.concatenate([np.empty(0, np.int64), *self.replaced])
-        self.run(self.store._end_import, replaced, self.base, self.base + total)
+        self.run(self.bulk.finish, self.base + total)
         self.timings["add"] += time.perf_counter() - t0
         return self.store
 
@@ -404,9 +405,9 @@ class _Indexer:
             self._set_threads()  # the cap ends with the stream, also in the middle of a job
             t0 = time.perf_counter()
             a, b = self.done, min(upto, self.done + ADD_BATCH)
-            store._add_keyed(self.st.vectors(b)[a:], np.arange(self.base + a, self.base + b, dtype=np.int64))
+            self.bulk.add_keyed(self.st.vectors(b)[a:], np.arange(self.base + a, self.base + b, dtype=np.int64))
             self.st.uncache(a, b)  # (mapped no more: that view is gone)
-            self.replaced.append(store._import_rows(self.st.path, a, b, self.base, self.base))
+            self.bulk.import_rows(self.st.path, a, b)
             self.done = b
             self.timings["add"] += time.perf_counter() - t0
 
@@ -601,11 +602,11 @@ def _indexer(root: Path, st: _Staging, embedder: Any, dim: int, index: Any, has_
     threads = _stream_threads(embedder)
     if has_store:
         store = FaissStore.load(root, embedder)
-        return _Indexer(store, st, base=store._next_iid, fresh=False, new_store=new_store, threads=threads)
+        return _Indexer(store, st, base=store.bulk_load().base, fresh=False, new_store=new_store, threads=threads)
     indexer = _Indexer(None, st, base=0, fresh=True, new_store=new_store, threads=threads)
     probe = new_store(0)  # checks the index choice before anything is embedded
     if not (index == "auto" or probe.spec.is_ivf):
-        indexer.store = probe  # an index that doesn't depend on the corpus size
+        indexer.store, indexer.bulk = probe, probe.bulk_load()  # an index that doesn't depend on the size
     elif st.get("plan") is not None:
         indexer.plan(st.get("plan"))  # a resumed run: as planned
     else:

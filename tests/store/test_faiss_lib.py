@@ -10,14 +10,15 @@ import sys
 
 import pytest
 
-from qwen3_rag.faiss_index import cpu_flags, openblas_coretype
+from qwen3_rag.store.faiss_lib import cpu_flags, openblas_coretype
 
 pytest.importorskip("threadpoolctl")
+pytestmark = pytest.mark.slow  # each test probes Faiss in a fresh Python process
 
 PROBE = """
 import json, os
 from threadpoolctl import threadpool_info
-from qwen3_rag.faiss_index import faiss_module
+from qwen3_rag.store.faiss_lib import faiss_module
 faiss_module()
 libs = [i for i in threadpool_info() if i["internal_api"] == "openblas" and "faiss" in i["filepath"]]
 print(json.dumps({"arch": [i.get("architecture") for i in libs], "env": os.environ.get("OPENBLAS_CORETYPE")}))

@@ -1,0 +1,368 @@
+"""The documents of a store: the SQLite table ``docs`` (key → id, text, metadata) and its filters.
+
+Each document has an int64 ``key`` (``iid``): its vector's id in the Faiss index. Metadata is
+kept as JSON text, so filters are SQL over ``json_extract`` and nothing is pickled. A new
+table lives in a private temporary database (a file, not RAM); a saved one is read in place,
+read-only, until its first change copies it (copy on write).
+
+:class:`Documents` is not thread-safe: :class:`~qwen3_rag.store.FaissStore` calls it under
+its lock.
+
+Example:
+    >>> docs = Documents.new()
+    >>> keys = docs.next_keys(2)
+    >>> ids, metas = document_rows(2, ["a", "b"], [{"lang": "en"}, {"lang": "fr"}])
+    >>> docs.insert(keys, ids, ["Hello.", "Salut."], metas)
+    >>> len(docs), docs.filter_keys({"lang": {"$in": ["fr"]}}).tolist()
+    (2, [1])
+    >>> docs.get(["b", "zz"])
+    [Record(id='b', text='Salut.', metadata={'lang': 'fr'}), None]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS docs (iid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
+    "text TEXT NOT NULL, metadata TEXT NOT NULL)"
+)
+"""The documents table (the same in memory and in a saved ``docs.sqlite``)."""
+_INSERT = "INSERT INTO docs (iid, id, text, metadata) VALUES (?, ?, ?, ?)"
+
+FILTER_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin")
+_SQL_OPS = {"$eq": "IS", "$ne": "IS NOT", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}  # NULL-safe
+
+
+@dataclass(frozen=True)
+class Record:
+    """A stored document."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: ``score`` is the inner product (cosine for normalised vectors)."""
+
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _filter_value(v: Any, key: str) -> Any:
+    if v is None or isinstance(v, str | int | float | bool):
+        return v
+    raise TypeError(f"filter value for {key!r} must be a str, number, bool or None, got {v!r}")
+
+
+def compile_filter(flt: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """SQL condition over ``docs.metadata`` for a filter dict (equality, $in, $nin, $ne, ranges).
+
+    Example:
+        >>> where, params = compile_filter({"lang": "en", "year": {"$gte": 2020}})
+        >>> where
+        'json_extract(metadata, ?) IS ? AND json_extract(metadata, ?) >= ?'
+        >>> params
+        ['$."lang"', 'en', '$."year"', 2020]
+    """
+    if not isinstance(flt, Mapping) or not flt:
+        raise TypeError(f"filter must be a non-empty dict of metadata conditions, got {flt!r}")
+    conds: list[str] = []
+    params: list[Any] = []
+    for key, cond in flt.items():
+        if not isinstance(key, str):
+            raise TypeError(f"filter keys must be str, got {key!r}")
+        expr = "json_extract(metadata, ?)"
+        jpath = '$."' + key.replace('"', '\\"') + '"'
+        items = cond.items() if isinstance(cond, Mapping) else [("$eq", cond)]
+        for op, val in items:
+            if op in ("$in", "$nin"):
+                if isinstance(val, str) or not isinstance(val, Iterable):
+                    raise TypeError(f"filter {op} for {key!r} needs a list, got {val!r}")
+                vals = [_filter_value(v, key) for v in val]
+                neg = "NOT " if op == "$nin" else ""
+                conds.append(f"{expr} {neg}IN (SELECT value FROM json_each(?))")
+                params += [jpath, json.dumps(vals)]
+            elif op in _SQL_OPS:
+                conds.append(f"{expr} {_SQL_OPS[op]} ?")
+                params += [jpath, _filter_value(val, key)]
+            else:
+                raise ValueError(
+                    f"unknown filter operator {op!r} for {key!r}; use a value, $eq, $ne, $in, $nin, "
+                    "$gt, $gte, $lt or $lte"
+                )
+    return " AND ".join(conds), params
+
+
+def document_rows(
+    n: int, ids: Iterable[str] | None, metadatas: Iterable[Mapping[str, Any] | None] | None
+) -> tuple[list[str], list[str]]:
+    """The ids (random uuid4 hex where ``None``) and metadata JSON of ``n`` new documents, checked."""
+    id_list = [uuid.uuid4().hex for _ in range(n)] if ids is None else list(ids)
+    if len(id_list) != n:
+        raise ValueError(f"got {n} texts but {len(id_list)} ids")
+    for i, d in enumerate(id_list):
+        if not isinstance(d, str) or not d:
+            raise TypeError(f"ids[{i}] must be a non-empty str, got {d!r}")
+    if len(set(id_list)) != n:
+        dup = next(d for i, d in enumerate(id_list) if d in id_list[:i])
+        raise ValueError(f"duplicate id {dup!r} in one add() call")
+    metas = [None] * n if metadatas is None else list(metadatas)
+    if len(metas) != n:
+        raise ValueError(f"got {n} texts but {len(metas)} metadatas")
+    meta_json = []
+    for i, m in enumerate(metas):
+        if m is not None and not isinstance(m, Mapping):
+            raise TypeError(f"metadatas[{i}] must be a dict or None, got {type(m).__name__}")
+        try:
+            meta_json.append(json.dumps(dict(m or {}), ensure_ascii=False, allow_nan=False))
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"metadatas[{i}] is not JSON-serialisable: {e}") from e
+    return id_list, meta_json
+
+
+def _keys(rows: Iterable[tuple[Any, ...]]) -> np.ndarray:
+    return np.array([r[0] for r in rows], dtype=np.int64)
+
+
+class Documents:
+    """The documents table of one store, and the next free key.
+
+    Args:
+        conn: the SQLite connection holding table ``docs``.
+        next_key: the key the next new document gets (keys are never reused: an HNSW index
+            keeps the vectors of deleted documents).
+        readonly: ``conn`` is a saved database opened read-only; the first change copies it.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, next_key: int = 0, readonly: bool = False):
+        self._conn = conn
+        self._readonly = readonly
+        self.next_key = next_key
+        self.count = int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+        """How many documents the table holds."""
+
+    @classmethod
+    def new(cls) -> Documents:
+        """An empty table in a private temporary database."""
+        conn = sqlite3.connect("", check_same_thread=False)  # private on-disk temp database
+        conn.execute(SCHEMA)
+        conn.commit()
+        return cls(conn)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], next_key: int) -> Documents:
+        """A saved ``docs.sqlite``, read in place (read-only until the first change)."""
+        uri = Path(path).resolve().as_uri() + "?mode=ro&immutable=1"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        return cls(conn, next_key=next_key, readonly=True)
+
+    @classmethod
+    def from_rows(
+        cls, rows: Iterable[tuple[int, str, str, str | Mapping[str, Any]]], batch_size: int = 8192
+    ) -> Documents:
+        """A new table of ``(key, id, text, metadata)`` rows, streamed (``metadata``: a dict or
+        its JSON text, an object); the next key follows the largest one.
+
+        Raises ``ValueError`` when ids or keys repeat, or a metadata text is not a JSON object.
+        """
+        docs = cls.new()
+        try:
+            docs._insert_rows(rows, batch_size)
+        except BaseException:
+            docs.close()
+            raise
+        return docs
+
+    def _insert_rows(self, rows: Iterable[tuple[int, str, str, str | Mapping[str, Any]]],
+                     batch_size: int) -> None:
+        max_key = -1
+        it = iter(rows)
+        try:
+            while True:
+                batch = [row for _, row in zip(range(batch_size), it, strict=False)]
+                if not batch:
+                    break
+                with self._conn:
+                    self._conn.executemany(_INSERT, _checked_rows(batch))
+                self.count += len(batch)
+                max_key = max(max_key, max(int(b[0]) for b in batch))
+        except sqlite3.IntegrityError as e:
+            raise ValueError(f"documents repeat an id or a key: {e}") from e
+        bad = self._conn.execute(
+            "SELECT id FROM docs WHERE CASE WHEN json_valid(metadata) THEN json_type(metadata) != 'object' "
+            "ELSE 1 END LIMIT 1"
+        ).fetchone()
+        if bad is not None:
+            raise ValueError(f"document {bad[0]!r}: metadata must be a JSON object")
+        self.next_key = max_key + 1
+
+    # ------------------------------------------------------------------ reads
+    def __len__(self) -> int:
+        return self.count
+
+    def __contains__(self, doc_id: object) -> bool:
+        return self._conn.execute("SELECT 1 FROM docs WHERE id = ?", (doc_id,)).fetchone() is not None
+
+    def keys_of(self, ids: Sequence[str]) -> np.ndarray:
+        """The keys of those of ``ids`` that are stored (in no particular order)."""
+        return _keys(self._conn.execute(
+            "SELECT iid FROM docs WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),)
+        ))
+
+    def key_map(self, ids: Sequence[str]) -> dict[str, int]:
+        """id → key of those of ``ids`` that are stored."""
+        return dict(self._conn.execute(
+            "SELECT id, iid FROM docs WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),)
+        ).fetchall())
+
+    def keys(self, ordered: bool = False) -> np.ndarray:
+        """Every document's key (ascending with ``ordered``, else in SQLite's scan order)."""
+        sql = "SELECT iid FROM docs" + (" ORDER BY iid" if ordered else "")
+        return _keys(self._conn.execute(sql))
+
+    def key_range(self) -> tuple[int, int]:
+        """The smallest and largest key (of a non-empty table)."""
+        lo, hi = self._conn.execute("SELECT MIN(iid), MAX(iid) FROM docs").fetchone()
+        return int(lo), int(hi)
+
+    def get(self, ids: Sequence[str]) -> list[Record | None]:
+        """Documents by id, in the order asked (``None`` for unknown ids)."""
+        rows = self._conn.execute(
+            "SELECT id, text, metadata FROM docs WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(ids)),),
+        ).fetchall()
+        found = {r[0]: Record(r[0], r[1], json.loads(r[2])) for r in rows}
+        return [found.get(d) for d in ids]
+
+    def page(self, after: int, limit: int) -> list[tuple[int, Record]]:
+        """Up to ``limit`` (key, document) pairs with keys above ``after``, by key."""
+        rows = self._conn.execute(
+            "SELECT iid, id, text, metadata FROM docs WHERE iid > ? ORDER BY iid LIMIT ?", (after, limit)
+        ).fetchall()
+        return [(r[0], Record(r[1], r[2], json.loads(r[3]))) for r in rows]
+
+    def rows(self, keys: Iterable[int]) -> dict[int, tuple[str, str, str]]:
+        """key → (id, text, metadata JSON) of the stored ones of ``keys``."""
+        rows = self._conn.execute(
+            "SELECT iid, id, text, metadata FROM docs WHERE iid IN (SELECT value FROM json_each(?))",
+            (json.dumps([int(i) for i in keys]),),
+        ).fetchall()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def filter_keys(self, flt: Mapping[str, Any]) -> np.ndarray:
+        """The keys of the documents whose metadata match ``flt`` (see :func:`compile_filter`), by key."""
+        where, params = compile_filter(flt)
+        return _keys(self._conn.execute(f"SELECT iid FROM docs WHERE {where} ORDER BY iid", params))
+
+    # ------------------------------------------------------------------ writes
+    def next_keys(self, n: int) -> np.ndarray:
+        """The ``n`` keys new documents get next (taken by advancing :attr:`next_key`)."""
+        return np.arange(self.next_key, self.next_key + n, dtype=np.int64)
+
+    def insert(self, keys: np.ndarray, ids: Sequence[str], texts: Sequence[str], metadata: Sequence[str],
+               replacing: np.ndarray | None = None) -> None:
+        """Insert documents (metadata as JSON text) in one transaction, deleting the documents
+        of keys ``replacing`` (those of the same ids) in it."""
+        self._writable()
+        old = np.empty(0, np.int64) if replacing is None else replacing
+        with self._conn:
+            if len(old):
+                self._conn.execute("DELETE FROM docs WHERE iid IN (SELECT value FROM json_each(?))",
+                                   (json.dumps(old.tolist()),))
+            self._conn.executemany(_INSERT, zip(keys.tolist(), ids, texts, metadata, strict=True))
+        self.count += len(keys) - len(old)
+
+    def delete_keys(self, keys: np.ndarray) -> None:
+        """Delete the documents of ``keys`` (all stored)."""
+        self._writable()
+        with self._conn:
+            self._conn.execute("DELETE FROM docs WHERE iid IN (SELECT value FROM json_each(?))",
+                               (json.dumps(keys.tolist()),))
+        self.count -= len(keys)
+
+    def import_staged(self, db: str | os.PathLike[str], first: int, last: int, base: int) -> np.ndarray:
+        """Copy staged rows in, in SQL (metadata stays JSON text, no round trip).
+
+        Rows ``first < seq <= last`` of table ``rows`` (``seq, id, text, metadata``; metadata
+        JSON objects, trusted) of the SQLite database ``db`` become documents with key
+        ``base + seq - 1``; a row replaces the document of the same id (a later row that of an
+        earlier one). Returns the keys below ``base`` whose document was replaced.
+        """
+        self._writable()
+        conn = self._conn
+        conn.execute("ATTACH DATABASE ? AS staged", (os.fspath(db),))
+        try:
+            with conn:
+                replaced = _keys(conn.execute(
+                    "SELECT d.iid FROM staged.rows AS r JOIN docs AS d ON d.id = r.id "
+                    "WHERE r.seq > ? AND r.seq <= ? AND d.iid < ?", (first, last, base)))
+                conn.execute(
+                    "INSERT OR REPLACE INTO docs (iid, id, text, metadata) SELECT ? + seq - 1, id, "
+                    "text, metadata FROM staged.rows WHERE seq > ? AND seq <= ? ORDER BY seq",
+                    (base, first, last),
+                )
+        finally:
+            conn.execute("DETACH DATABASE staged")
+        return replaced
+
+    def settle_import(self, base: int, end: int) -> np.ndarray:
+        """After rows got keys ``base`` to ``end - 1`` (:meth:`import_staged`): recount, continue
+        keys from ``end``, and return the imported keys a later row of the same id replaced."""
+        conn = self._conn
+        dropped = np.empty(0, np.int64)
+        live = int(conn.execute("SELECT COUNT(*) FROM docs WHERE iid >= ?", (base,)).fetchone()[0])
+        if live != end - base:  # repeated ids among the imported rows
+            kept = np.fromiter((r[0] for r in conn.execute(
+                "SELECT iid FROM docs WHERE iid >= ? ORDER BY iid", (base,))), dtype=np.int64)
+            dropped = np.setdiff1d(np.arange(base, end, dtype=np.int64), kept, assume_unique=True)
+        self.count = int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+        self.next_key = max(self.next_key, end)
+        return dropped
+
+    def _writable(self) -> None:
+        """Copy a saved (read-only) database into a private temporary one on the first change."""
+        if self._readonly:
+            work = sqlite3.connect("", check_same_thread=False)
+            self._conn.backup(work)
+            self._conn.close()
+            self._conn = work
+            self._readonly = False
+
+    # ------------------------------------------------------------------ files
+    def backup_to(self, path: str | os.PathLike[str]) -> None:
+        """Write the table into a new SQLite file (as it is saved: ``docs.sqlite``)."""
+        dst = sqlite3.connect(path)
+        try:
+            self._conn.backup(dst)
+        finally:
+            dst.close()
+
+    def close(self) -> None:
+        """Release the SQLite connection (the table is unusable afterwards)."""
+        self._conn.close()
+
+
+def _checked_rows(batch: list[tuple[int, str, str, str | Mapping[str, Any]]]) -> Iterable[tuple[Any, ...]]:
+    for key, doc_id, text, meta in batch:
+        if not isinstance(doc_id, str) or not doc_id or not isinstance(text, str):
+            raise ValueError(f"document {key}: the id must be a non-empty str and the text a str, "
+                             f"got {doc_id!r}, {type(text).__name__}")
+        meta_json = meta if isinstance(meta, str) else json.dumps(dict(meta), ensure_ascii=False)
+        yield int(key), doc_id, text, meta_json
+
+
+__all__ = ["FILTER_OPERATORS", "SCHEMA", "Documents", "Hit", "Record", "compile_filter", "document_rows"]
