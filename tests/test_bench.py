@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from qwen3_rag.bench import _value, flops_per_token, parse_sweep, recommend
+from qwen3_rag.bench import flops_per_token, parse_sweep, parse_value, recommend
 from qwen3_rag.config import load_settings
 
 
@@ -18,10 +18,10 @@ def test_parse_sweep_is_a_cartesian_product():
 
 
 def test_option_values_may_be_json_and_bad_json_is_named():
-    assert _value(' {"cudagraph_mode": "NONE"}') == {"cudagraph_mode": "NONE"}
-    assert _value("[1, 2]") == [1, 2]
+    assert parse_value(' {"cudagraph_mode": "NONE"}') == {"cudagraph_mode": "NONE"}
+    assert parse_value("[1, 2]") == [1, 2]
     with pytest.raises(ValueError, match=r"option value '\{cudagraph_mode: NONE\}' is not valid JSON"):
-        _value("{cudagraph_mode: NONE}")
+        parse_value("{cudagraph_mode: NONE}")
 
 
 def test_flops_per_token_of_the_real_0_6b_shape():
@@ -43,6 +43,7 @@ def test_recommendation_prefers_throughput_and_per_gib():
     assert rec["best_throughput"] == {"e": 2} and rec["best_per_gib"] == {"e": 1}
 
 
+@pytest.mark.slow
 def test_bench_cli_runs_and_applies(tmp_path):
     out, cfg = tmp_path / "out", tmp_path / "tuned.toml"
     r = subprocess.run(
@@ -66,6 +67,7 @@ def test_bench_cli_runs_and_applies(tmp_path):
     assert s.embedding["max_batch_size"] == best
 
 
+@pytest.mark.slow
 def test_bench_keeps_going_when_a_setting_fails_to_start(tmp_path):
     out = tmp_path / "out"
     r = subprocess.run(

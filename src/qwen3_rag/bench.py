@@ -3,16 +3,17 @@
 Synthetic workloads against a model id or path (``random:0.6B`` writes a random-weight
 checkpoint of the real shapes first; weights don't change speed):
 
-* ``seed``: seed-guide style documents (~50 tokens),
+* ``seed``: short article-like documents (~50 tokens, :func:`seed_docs`),
 * ``tokens:N``: documents of N tokens (``-n`` scaled down by N/50 documents),
 * ``grid:QxD[:T]``: Q queries x D documents of T tokens (default 55, ~139 tokens per prompt)
   for the reranker, grouped by query.
 
 Each engine setting of the sweep is timed after a warm-up; the table shows docs/s, tokens/s,
 % of the bf16 matmul ceiling, GPU memory and host RSS. Baselines run in the same process
-(``--baselines``): sentence-transformers with last-token pooling, and the seed guide's
-generate + logprobs reranker. It ends with a recommendation (best throughput, best
-throughput per GiB of GPU memory) that ``--apply PATH`` writes as a config file.
+(``--baselines``): sentence-transformers with last-token pooling, and a reranker that
+generates one token with logprobs (the common way to run Qwen3-Reranker on vLLM). It ends with
+a recommendation (best throughput, best throughput per GiB of GPU memory) that
+``--apply PATH`` writes as a config file.
 
 Example (CPU, tiny model)::
 
@@ -51,11 +52,11 @@ TOPICS = [
     "neuroscience",
     "economics",
 ]
-PEAK_BF16_TFLOPS = 800.0  # measured dense bf16 matmul on H100/H200 here (see docs/benchmarks.md)
+PEAK_BF16_TFLOPS = 800.0  # dense bf16 matmul of an H100/H200 as measured (docs/performance.md)
 
 
 def seed_docs(n: int, seed: int = 0) -> list[str]:
-    """Documents in the style of the seed guide's generator (~50 tokens each)."""
+    """Short article-like documents on a few topics (~50 tokens each), reproducible from ``seed``."""
     rng = random.Random(seed)
     return [
         f"Document {i}: This is a comprehensive article about {rng.choice(TOPICS)}. It covers the "
@@ -126,15 +127,15 @@ def parse_sweep(spec: str | None) -> list[dict[str, Any]]:
     for part in spec.split(";"):
         k, v = part.split("=", 1)
         keys.append(k.strip())
-        values.append([_value(x) for x in v.split(",")])
+        values.append([parse_value(x) for x in v.split(",")])
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
 
 
-def _value(x: str) -> Any:
+def parse_value(x: str) -> Any:
     """A number, a boolean, a JSON object or list (``{"cudagraph_mode": "NONE"}``), or the string.
 
     Example:
-        >>> _value("8"), _value("true"), _value('{"mode": 0}'), _value("bf16")
+        >>> parse_value("8"), parse_value("true"), parse_value('{"mode": 0}'), parse_value("bf16")
         (8, True, {'mode': 0}, 'bf16')
     """
     x = x.strip()
@@ -347,13 +348,13 @@ def baseline_sentence_transformers(model: str, texts: list[str], batch_size: int
 
 
 def baseline_generate_logprobs(model: str, pairs: list[tuple[str, str]]) -> dict:
-    """The seed guide's reranker: generate one token with logprobs and read yes/no from top-k."""
+    """The generate-based reranker: generate one token with logprobs and read yes/no from top-k."""
     from vllm import LLM, SamplingParams
 
-    from qwen3_rag.engine.vllm import _start_method
+    from qwen3_rag.engine.vllm import start_method
     from qwen3_rag.formats import RERANK_PREFIX, RERANK_SUFFIX, format_rerank_body
 
-    with _start_method("spawn"):
+    with start_method("spawn"):
         llm = LLM(model=model, max_model_len=8192, gpu_memory_utilization=0.35)
     prompts = [RERANK_PREFIX + format_rerank_body(q, d) + RERANK_SUFFIX for q, d in pairs]
     params = SamplingParams(max_tokens=1, logprobs=20, temperature=0.0)
@@ -366,7 +367,7 @@ def baseline_generate_logprobs(model: str, pairs: list[tuple[str, str]]) -> dict
     gc.collect()
     return {
         "task": "rerank",
-        "backend": "vllm generate+logprobs (seed guide)",
+        "backend": "vllm generate+logprobs",
         "options": {},
         "n": len(pairs),
         "seconds": round(sec, 3),
@@ -483,17 +484,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build_parser(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    workdir = args.workdir or os.path.join(tempfile.gettempdir(), "qwen3-rag-bench")
-    os.makedirs(workdir, exist_ok=True)
-    os.makedirs(args.out, exist_ok=True)
-    fixed = dict(_kv(o) for o in args.option)
-    workloads = args.workload or ["seed", "tokens:300", "grid:50x400"]
-    rows: list[dict] = []
+def build_workloads(args: argparse.Namespace, workdir: str) -> tuple[Any, Any, dict[str, list[str]],
+                                                                    dict[str, list[tuple[str, str]]]]:
+    """``(embedding model, reranker model, embedding workloads, reranking workloads)`` of ``args``
+    (a model is resolved only when a workload needs it)."""
     embed_wl: dict[str, list[str]] = {}
     rerank_wl: dict[str, list[tuple[str, str]]] = {}
     emb_model = rr_model = None
-    for wl in workloads:
+    for wl in args.workload or ["seed", "tokens:300", "grid:50x400"]:
         if wl.startswith("grid:"):
             rr_model = rr_model or resolve_model(args.reranker_model, "reranker", workdir)
             spec = wl[5:].lower().split(":")
@@ -511,21 +509,12 @@ def run(args: argparse.Namespace) -> int:
                 embed_wl[wl] = token_docs(n, int(wl.split(":")[1]), _tokenizer(emb_model))
             else:
                 raise SystemExit(f"unknown workload {wl!r}")
-    for opts in parse_sweep(args.sweep):
-        if embed_wl:
-            rows += bench_embed(emb_model, args.backend, embed_wl, {**fixed, **opts}, args.repeats)
-        if rerank_wl:
-            rows += bench_rerank(rr_model, args.backend, rerank_wl, {**fixed, **opts}, args.repeats)
-    if args.baselines:
-        for name, texts in embed_wl.items():
-            rows.append({**baseline_sentence_transformers(emb_model, texts), "workload": name})
-        for name, pairs in rerank_wl.items():
-            rows.append({**baseline_generate_logprobs(rr_model, pairs), "workload": name})
-    print()
-    print(format_table(rows))
-    rec = recommend(rows)
-    print("\nrecommendation:", json.dumps(rec, indent=2))
-    env = {"python": platform.python_version(), "machine": platform.node()}
+    return emb_model, rr_model, embed_wl, rerank_wl
+
+
+def environment() -> dict[str, Any]:
+    """Python, machine, library versions and GPU of this run (for results.json)."""
+    env: dict[str, Any] = {"python": platform.python_version(), "machine": platform.node()}
     for mod in ("torch", "vllm", "transformers"):
         try:
             env[mod] = __import__(mod).__version__
@@ -539,13 +528,37 @@ def run(args: argparse.Namespace) -> int:
             env["gpu_count"] = torch.cuda.device_count()
     except Exception:
         pass
-    result = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "argv": sys.argv,
-        "env": env,
-        "rows": rows,
-        "recommendation": rec,
-    }
+    return env
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``qwen3-rag bench`` subcommand: sweep, table, results.json, plot, ``--apply``."""
+    from qwen3_rag.engine.options import check_names
+
+    workdir = args.workdir or os.path.join(tempfile.gettempdir(), "qwen3-rag-bench")
+    os.makedirs(workdir, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+    fixed = dict(parse_option(o) for o in args.option)
+    sweep = parse_sweep(args.sweep)
+    check_names({*fixed, *(k for opts in sweep for k in opts)})  # misspelt: one error, not per setting
+    emb_model, rr_model, embed_wl, rerank_wl = build_workloads(args, workdir)
+    rows: list[dict] = []
+    for opts in sweep:
+        if embed_wl:
+            rows += bench_embed(emb_model, args.backend, embed_wl, {**fixed, **opts}, args.repeats)
+        if rerank_wl:
+            rows += bench_rerank(rr_model, args.backend, rerank_wl, {**fixed, **opts}, args.repeats)
+    if args.baselines:
+        for name, texts in embed_wl.items():
+            rows.append({**baseline_sentence_transformers(emb_model, texts), "workload": name})
+        for name, pairs in rerank_wl.items():
+            rows.append({**baseline_generate_logprobs(rr_model, pairs), "workload": name})
+    print()
+    print(format_table(rows))
+    rec = recommend(rows)
+    print("\nrecommendation:", json.dumps(rec, indent=2))
+    result = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv, "env": environment(),
+              "rows": rows, "recommendation": rec}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(result, f, indent=2, default=str)
     plot(rows, os.path.join(args.out, "throughput.png"))
@@ -557,9 +570,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kv(s: str) -> tuple[str, Any]:
+def parse_option(s: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` as ``(key, value)`` (the value as :func:`parse_value` reads it).
+
+    Example:
+        >>> parse_option("max_num_seqs = 256")
+        ('max_num_seqs', 256)
+    """
     k, v = s.split("=", 1)
-    return k.strip(), _value(v)
+    return k.strip(), parse_value(v)
 
 
 def _tokenizer(model: str) -> Any:

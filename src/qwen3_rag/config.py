@@ -19,13 +19,20 @@ given in code or on the command line. The file is ``$QWEN3_RAG_CONFIG`` if set, 
     gpu_memory_utilization = 0.35
 
 Environment variables (see :data:`ENV_VARS`) override the file; engine-option variables apply
-to both models.
+to both models. Engine options are those of :mod:`qwen3_rag.engine.options`: a setting, a table
+key or a ``QWEN3_RAG_*`` variable that does not exist is an error naming the nearest one, and a
+value its option does not take is an error naming the file or the variable.
 
 Example:
     >>> from qwen3_rag.config import load_settings
     >>> s = load_settings(env={"QWEN3_RAG_BACKEND": "hf", "QWEN3_RAG_MAX_NUM_SEQS": "512"}, path=None)
     >>> s.backend, s.embedding["max_num_seqs"]
     ('hf', 512)
+    >>> try:
+    ...     load_settings(env={"QWEN3_RAG_MAX_NUM_SEQ": "512"}, path=None)
+    ... except ValueError as e:
+    ...     print(e)
+    unknown environment variable QWEN3_RAG_MAX_NUM_SEQ; did you mean QWEN3_RAG_MAX_NUM_SEQS?
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qwen3_rag.engine.options import BACKEND_NAMES, OptionError, check_value, nearest, owners, select
 from qwen3_rag.formats import DEFAULT_EMBEDDING_MODEL, DEFAULT_MAX_LENGTH, DEFAULT_RERANKER_MODEL
 
 if sys.version_info >= (3, 11):
@@ -64,14 +72,21 @@ ENV_VARS: dict[str, tuple[str, type]] = {
     "QWEN3_RAG_DTYPE": ("*dtype", str),
 }
 
-HF_ONLY = {"device", "max_batch_size", "max_batch_tokens", "attn_implementation", "cuda_graphs",
-           "graph_max_tokens", "torch_compile"}
-REMOTE_ONLY = {"base_url", "api_key", "timeout", "max_retries", "backoff", "server"}
-POOL = {"engines_per_gpu", "data_parallel_size"}
-COMMON = {"dtype", "tokenizer", "trust_remote_code"}
+#: ``QWEN3_RAG_*`` variables read elsewhere (not settings): the only others that may be set
+OTHER_ENV_VARS = frozenset({
+    CONFIG_ENV,
+    "QWEN3_RAG_DEBUG",  # the CLI: tracebacks instead of one-line errors
+    "QWEN3_RAG_API_KEY",  # qwen3-rag serve: the API key it requires
+    "QWEN3_RAG_REMOTE_API_KEY",  # the CLI: the key sent to a remote backend's server
+    "QWEN3_RAG_NOTEBOOK_TINY",  # the notebooks: tiny local models
+    "QWEN3_RAG_CORPUS",  # the large-scale indexing notebook: its corpus
+})
+ENV_PREFIX = "QWEN3_RAG_"
+
 #: settings a model's table may hold that are not engine options (they override the top level)
 PER_MODEL = {"batch_size"}
 TOP_LEVEL = {"embedding_model", "reranker_model", "backend", "max_length", "batch_size"}
+TABLES = ("embedding", "reranker")
 
 
 @dataclass
@@ -88,9 +103,10 @@ class Settings:
     source: str | None = None
 
     def engine_options(self, kind: str, backend: str) -> dict[str, Any]:
-        """The engine options of ``kind`` that fit ``backend`` (vLLM options never reach hf)."""
+        """The engine options of ``kind`` that fit ``backend`` (vLLM options never reach hf:
+        :func:`qwen3_rag.engine.options.select`)."""
         opts = self.embedding if kind == "embedding" else self.reranker
-        return {k: v for k, v in opts.items() if k not in PER_MODEL and _fits(k, backend)}
+        return select(backend, {k: v for k, v in opts.items() if k not in PER_MODEL})
 
     def model_batch_size(self, kind: str) -> int | None:
         """``batch_size`` of ``kind``: its table's (what ``qwen3-rag bench --apply`` writes), else
@@ -99,14 +115,24 @@ class Settings:
         return table.get("batch_size") or self.batch_size
 
 
-def _fits(key: str, backend: str) -> bool:
-    if key in COMMON or key in POOL:  # the engine pool runs any backend
-        return True
-    if backend == "hf":
-        return key in HF_ONLY
-    if backend == "remote":
-        return key in REMOTE_ONLY
-    return key not in HF_ONLY and key not in REMOTE_ONLY  # vllm: its own options and the pool's
+def _check_setting(name: str, value: Any) -> Any:
+    """A top-level setting's value checked (``OptionError`` saying what it must be)."""
+    if name == "backend":
+        if value not in ("auto", *BACKEND_NAMES):
+            raise OptionError(f"backend must be one of {('auto', *BACKEND_NAMES)}, got {value!r}")
+    elif name in ("max_length", "batch_size"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise OptionError(f"{name} must be a positive integer, got {value!r}")
+    elif not isinstance(value, str) or not value:
+        raise OptionError(f"{name} must be a model id or directory, got {value!r}")
+    return value
+
+
+def _check_table_entry(name: str, value: Any) -> Any:
+    """A ``[embedding]``/``[reranker]`` entry checked: an engine option, or ``batch_size``."""
+    if name in PER_MODEL:
+        return _check_setting(name, value)
+    return check_value(name, value)
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path | None:
@@ -121,29 +147,59 @@ def config_path(env: Mapping[str, str] | None = None) -> Path | None:
     return p if p.is_file() else None
 
 
-def load_settings(
-    env: Mapping[str, str] | None = None, path: str | os.PathLike[str] | bool | None = True
-) -> Settings:
-    """Settings from the config file (``path=True``: the one in force) and ``env``."""
-    env = os.environ if env is None else env
-    s = Settings()
-    file = config_path(env) if path is True else (Path(path) if path else None)
-    if file is not None:
+def _unknown_setting(file: Path, key: str) -> str:
+    guess = nearest(key, [*TOP_LEVEL, *TABLES])
+    if guess is not None:
+        return f"{file}: unknown setting {key!r}; did you mean {guess!r}?"
+    if owners(key):
+        return f"{file}: {key!r} is an engine option: put it in the [embedding] or [reranker] table"
+    return f"{file}: unknown setting {key!r} (known: {sorted(TOP_LEVEL)}, [embedding], [reranker])"
+
+
+def _read_file(file: Path, s: Settings) -> None:
+    """Apply the config file ``file`` to ``s`` (every key and value checked)."""
+    try:
+        data = tomllib.loads(Path(file).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"invalid config file {file}: {e}") from e
+    for key, value in data.items():
+        if key in TABLES:
+            if not isinstance(value, dict):
+                raise ValueError(f"{file}: [{key}] must be a table of engine options")
+            getattr(s, key).update(_read_table(file, key, value))
+        elif key in TOP_LEVEL:
+            try:
+                setattr(s, key, _check_setting(key, value))
+            except OptionError as e:
+                raise OptionError(f"{file}: {e}") from None
+        else:
+            raise OptionError(_unknown_setting(file, key))
+    s.source = str(file)
+
+
+def _read_table(file: Path, table: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, value in values.items():
         try:
-            data = tomllib.loads(Path(file).read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"invalid config file {file}: {e}") from e
-        for key, value in data.items():
-            if key in ("embedding", "reranker"):
-                if not isinstance(value, dict):
-                    raise ValueError(f"{file}: [{key}] must be a table of engine options")
-                getattr(s, key).update(value)
-            elif key in TOP_LEVEL:
-                setattr(s, key, value)
-            else:
-                raise ValueError(f"{file}: unknown setting {key!r} (known: {sorted(TOP_LEVEL)}, "
-                                 "[embedding], [reranker])")
-        s.source = str(file)
+            out[name] = _check_table_entry(name, value)
+        except OptionError as e:
+            raise OptionError(f"{file} [{table}]: {e}") from None
+    return out
+
+
+def _check_env_names(env: Mapping[str, str]) -> None:
+    """An unknown ``QWEN3_RAG_*`` variable is an error naming the nearest known one."""
+    known = set(ENV_VARS) | OTHER_ENV_VARS
+    for var in env:
+        if var.startswith(ENV_PREFIX) and var not in known:
+            guess = nearest(var, known)
+            hint = f"; did you mean {guess}?" if guess else f" (known: {', '.join(sorted(ENV_VARS))})"
+            raise OptionError(f"unknown environment variable {var}{hint}")
+
+
+def _read_env(env: Mapping[str, str], s: Settings) -> None:
+    """Apply the ``QWEN3_RAG_*`` variables of ``env`` to ``s``."""
+    _check_env_names(env)
     for var, (name, typ) in ENV_VARS.items():
         raw = env.get(var)
         if raw is None or raw == "":
@@ -152,6 +208,10 @@ def load_settings(
             value = typ(raw)
         except ValueError:
             raise ValueError(f"{var}={raw!r} is not a valid {typ.__name__}") from None
+        try:
+            value = check_value(name[1:], value) if name.startswith("*") else _check_setting(name, value)
+        except OptionError as e:
+            raise OptionError(f"{var}={raw!r}: {e}") from None
         if name.startswith("*"):
             s.embedding[name[1:]] = value
             s.reranker[name[1:]] = value
@@ -160,6 +220,18 @@ def load_settings(
             if name in PER_MODEL:  # the variable beats the file's per-model value
                 s.embedding.pop(name, None)
                 s.reranker.pop(name, None)
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, path: str | os.PathLike[str] | bool | None = True
+) -> Settings:
+    """Settings from the config file (``path=True``: the one in force) and ``env``."""
+    env = os.environ if env is None else env
+    s = Settings()
+    file = config_path(env) if path is True else (Path(path) if path else None)
+    if file is not None:
+        _read_file(Path(file), s)
+    _read_env(env, s)
     return s
 
 
@@ -183,7 +255,7 @@ def write_settings(path: str | os.PathLike[str], settings: Settings) -> Path:
     path = Path(path)
     lines = [f"{k} = {_toml_value(getattr(settings, k))}" for k in sorted(TOP_LEVEL)
              if getattr(settings, k) is not None]
-    for table in ("embedding", "reranker"):
+    for table in TABLES:
         opts = getattr(settings, table)
         if opts:
             lines += ["", f"[{table}]", *(f"{k} = {_toml_value(v)}" for k, v in sorted(opts.items()))]

@@ -1,4 +1,9 @@
-"""``Qwen3Embedder``: instruction-aware Qwen3-Embedding vectors on any backend."""
+"""``Qwen3Embedder``: instruction-aware Qwen3-Embedding vectors on any backend.
+
+This module owns the embedder: its settings (from arguments, else :mod:`qwen3_rag.config`),
+the query and document formats it applies (:mod:`qwen3_rag.formats`) and Matryoshka cuts; the
+engine that computes the vectors comes from :func:`qwen3_rag.engine.get_engine`.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from qwen3_rag.batching import stream
 from qwen3_rag.config import get_settings
 from qwen3_rag.engine import get_engine, resolve_backend
 from qwen3_rag.engine.base import EmbeddingEngine, l2_normalize
+from qwen3_rag.engine.options import EngineOptions
 from qwen3_rag.formats import DEFAULT_INSTRUCTION, EmbeddingFormatter, check_texts
 from qwen3_rag.tokenizer import load_tokenizer
 
@@ -45,8 +51,10 @@ class Qwen3Embedder:
         batch_size: texts handed to the engine per call (default: the backend's preference);
             a large input streams through in batches of this size.
         show_progress: show a tqdm progress bar for large inputs.
-        **engine_options: passed to the backend (e.g. ``gpu_memory_utilization`` for vLLM,
-            ``device`` for hf).
+        **engine_options: the backend's options (e.g. ``gpu_memory_utilization`` for vLLM,
+            ``device`` for hf; :mod:`qwen3_rag.engine.options`), over the configured ones. A
+            name no backend knows is a ``ValueError`` naming the nearest option; an option of
+            another backend is an error too (configured ones are passed over instead).
 
     Example:
         >>> from qwen3_rag import Qwen3Embedder
@@ -80,11 +88,12 @@ class Qwen3Embedder:
         self.max_length = max_length = settings.max_length if max_length is None else max_length
         EmbeddingFormatter.check_max_length(max_length)  # the formatter itself loads on first use
         self.show_progress = show_progress
-        engine_options = {**settings.engine_options("embedding", self.backend), **engine_options}
-        self.engine_options = engine_options
+        self.engine_options = {**settings.engine_options("embedding", self.backend), **engine_options}
+        """The engine options as given, over the configured ones (:attr:`options`: typed)."""
+        self.options = EngineOptions.build(self.backend, self.engine_options)
         batch_size = batch_size or settings.model_batch_size("embedding")
         self.engine: EmbeddingEngine = get_engine(  # type: ignore[assignment]
-            "embedding", model, self.backend, max_length=max_length, options=engine_options
+            "embedding", model, self.backend, max_length=max_length, options=self.options
         )
         self._formatter: EmbeddingFormatter | None = None  # loaded on first use (see formatter)
         self._formatter_lock = threading.Lock()
@@ -107,9 +116,14 @@ class Qwen3Embedder:
         """
         with self._formatter_lock:
             if self._formatter is None:
-                tokenizer = load_tokenizer(self.engine.config.model, self.engine_options)
+                tokenizer = load_tokenizer(self.engine.config.model, self.options.tokenizer)
                 self._formatter = EmbeddingFormatter(tokenizer, self.max_length)
             return self._formatter
+
+    @property
+    def tokenizer_loaded(self) -> bool:
+        """Whether this embedder loaded its tokenizer here (an engine pool tokenizes in its workers)."""
+        return self._formatter is not None
 
     @property
     def tokenizer(self) -> Any:

@@ -13,9 +13,11 @@ def _load(name: str) -> Any:
     return AutoTokenizer.from_pretrained(name)
 
 
-def load_tokenizer(model: str, options: dict[str, Any] | None = None) -> Any:
-    """Load the tokenizer of ``model`` (or of ``options["tokenizer"]`` when given)."""
-    name = (options or {}).get("tokenizer") or model
+def load_tokenizer(model: str, tokenizer: str | None = None) -> Any:
+    """Load the fast tokenizer of ``model``, or of ``tokenizer`` when given (the engine option
+    of that name: :attr:`EngineOptions.tokenizer <qwen3_rag.engine.options.EngineOptions.tokenizer>`).
+    """
+    name = tokenizer or model
     try:
         tok = _load(name)
     except OSError as e:  # not on the hub, not in its cache offline, or no tokenizer files

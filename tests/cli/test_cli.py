@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+pytestmark = pytest.mark.slow  # every test runs the CLI in a subprocess
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 TOPICS = ["cats", "rivers", "music", "stars", "bread"]
 
 
@@ -67,7 +69,7 @@ def test_index_through_an_engine_pool(work, tiny_embedding):
               QWEN3_RAG_CONFIG=str(work / "pool.toml"))
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["store_size"] == 40
-    # work starts with the first ready worker (the full start-up line: tests/test_pool.py)
+    # work starts with the first ready worker (the full start-up line: tests/engine/test_pool.py)
     first = r"the first of 2 embedding engine workers is ready after [\d.]+ s"
     assert re.search(first, res.stderr), res.stderr
     assert "Traceback" not in res.stderr and "leaked" not in res.stderr  # workers release semaphores

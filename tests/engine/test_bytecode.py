@@ -1,4 +1,4 @@
-"""The warning for heavy imports without bytecode (docs/benchmarks.md, runs 41-42)."""
+"""The start-up warning for heavy imports without bytecode (docs/troubleshooting.md)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ def fake_vllm(tmp_path, monkeypatch):
     init.write_text("VERSION = 'fake'\n")
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
-    monkeypatch.setattr(bytecode, "_warned", False)
+    bytecode.rearm()
     yield init
+    bytecode.rearm()
     importlib.invalidate_caches()
 
 
@@ -52,6 +53,7 @@ def test_bytecode_is_looked_for_where_python_looks(fake_vllm, tmp_path, monkeypa
     assert bytecode.uncompiled_packages(["vllm"]) == []
 
 
+@pytest.mark.slow
 def test_warning_names_the_packages_and_a_command_that_fixes_it(fake_vllm, monkeypatch, caplog):
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     with caplog.at_level(logging.WARNING, logger="qwen3_rag"):
@@ -74,10 +76,10 @@ def test_warns_once_per_process_and_never_in_quiet_workers(fake_vllm, monkeypatc
     with caplog.at_level(logging.WARNING, logger="qwen3_rag"):
         assert "vllm" in bytecode.warn_if_uncompiled("vllm")
         assert bytecode.warn_if_uncompiled("vllm") == []
-        monkeypatch.setattr(bytecode, "_warned", False)
+        bytecode.rearm()
         bytecode.quiet()
         assert bytecode.warn_if_uncompiled("vllm") == []
-        monkeypatch.setattr(bytecode, "_warned", False)
+        bytecode.rearm()
         assert bytecode.warn_if_uncompiled("remote") == []  # no heavy imports there
     assert len([r for r in caplog.records if "no bytecode" in r.getMessage()]) == 1
 

@@ -3,7 +3,7 @@
 On CPU the runner runs the same padded forward eagerly (``capture=False``): these tests check
 that padding to a bucket (extra padding columns, all-padding rows, the 4-D mask built from the
 0/1 mask) gives the engines' results. The capture itself is checked on a GPU
-(``tests/test_gpu.py::test_hf_cuda_graphs_match_eager``).
+(``tests/engine/test_gpu.py::test_hf_cuda_graphs_match_eager``).
 """
 
 from __future__ import annotations
@@ -65,9 +65,7 @@ def test_padded_bucket_forward_matches_the_engines(tiny_embedding, tiny_reranker
     rr = HFRerankEngine(EngineConfig("reranker", tiny_reranker, "hf", 512), opts, yes_id=9693, no_id=2152)
     assert emb.graphs is None and rr.graphs is None  # CPU: no graphs unless asked (and then an error)
     for eng in (emb, rr):
-        eng._mask_dtype = None if attn == "sdpa" else eng.dtype
-        runner = GraphRunner(eng._graph_forward, eng.device, pad_id=eng.pad_id, max_tokens=4096,
-                             capture=False)
+        runner = eng.graph_runner(4096, capture=False)  # the mask: boolean (sdpa) or additive (eager)
         for n, lo, hi in ((1, 3, 4), (5, 1, 40), (20, 60, 130)):  # buckets (1,16), (6,48), (20,144)
             seqs = _seqs(rng, n, lo, hi)
             assert runner.fits(seqs)
@@ -96,9 +94,7 @@ def test_routed_engine_sends_calls_that_fit_a_graph_to_the_fast_path(tiny_embedd
 
     config = EngineConfig("embedding", tiny_embedding, "hf", 512)
     fast = HFEmbeddingEngine(config, {"device": "cpu"})
-    fast._mask_dtype = None
-    fast.graphs = GraphRunner(fast._graph_forward, fast.device, pad_id=fast.pad_id, max_tokens=256,
-                              capture=False)
+    fast.graphs = fast.graph_runner(256, capture=False)
     reference = HFEmbeddingEngine(config, {"device": "cpu", "max_batch_size": 4})
 
     class Bulk(EmbeddingEngine):

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 PROGRAM = textwrap.dedent('''
     import multiprocessing as mp
 
@@ -47,6 +49,7 @@ PROGRAM = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_exit_closes_engines_before_joining_child_processes(tmp_path):
     script = tmp_path / "program.py"
     script.write_text(PROGRAM)

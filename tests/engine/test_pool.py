@@ -1,4 +1,7 @@
-"""Data-parallel engine pool: worker processes, scatter/gather order, errors."""
+"""Data-parallel engine pool: worker processes, scatter/gather order, errors.
+
+Most tests start worker processes (``slow``); the planning functions are tested without.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,10 @@ import pytest
 from fake_http import fake_server, fake_vector, vllm_like
 
 from qwen3_rag import Qwen3Embedder, Qwen3Reranker
-from qwen3_rag.engine.pool import pack, split_by_tokens, unpack
+from qwen3_rag.engine.pool import split_by_tokens
+from qwen3_rag.engine.worker import pack, unpack
+
+slow = pytest.mark.slow
 
 #: float32 on the CPU: a worker computes its part of a batch with other padding and another
 #: thread count than one engine computing the whole, so the sums run in another order (seen:
@@ -38,6 +44,7 @@ def test_split_by_tokens_is_contiguous_and_balanced():
     assert split_by_tokens([5], 4) == [(0, 1)]
 
 
+@slow
 def test_pool_of_two_processes_matches_single_engine(tiny_embedding, tiny_reranker):
     texts = [f"document number {i} " + "word " * (i % 13) for i in range(50)]
     single = Qwen3Embedder(tiny_embedding, backend="hf")
@@ -52,7 +59,7 @@ def test_pool_of_two_processes_matches_single_engine(tiny_embedding, tiny_rerank
     assert all(sum(w.values()) <= startup["seconds"] + 0.05 for w in startup["workers"])
     assert all(w["engine"] > 0 for w in startup["workers"])
     np.testing.assert_allclose(pooled.embed_documents(texts), single.embed_documents(texts), atol=ATOL)
-    assert pooled._formatter is None  # the workers tokenize: this process never loaded a tokenizer
+    assert not pooled.tokenizer_loaded  # the workers tokenize: this process never loaded a tokenizer
     assert pooled.formatter.documents(["a"]) == single.formatter.documents(["a"])  # loads on use
     assert pooled.embed_documents([]).shape == (0, 64)
 
@@ -68,14 +75,14 @@ def test_pool_of_two_processes_matches_single_engine(tiny_embedding, tiny_rerank
 def test_worker_formats_with_the_engines_own_tokenizer(tiny_embedding, tiny_reranker, monkeypatch):
     """A worker uses the tokenizer its engine loaded (vLLM's) and loads one only without it."""
     from qwen3_rag.engine import get_engine
-    from qwen3_rag.engine.pool import worker_formatter
+    from qwen3_rag.engine.worker import worker_formatter
     from qwen3_rag.formats import RerankFormatter
     from qwen3_rag.tokenizer import load_tokenizer
 
     loaded = load_tokenizer(tiny_embedding)
     engine = get_engine("embedding", tiny_embedding, "hf", max_length=64)
     assert engine.own_tokenizer() is None  # the hf backend takes token ids only
-    assert worker_formatter("embedding", engine, tiny_embedding, {}, 64).tokenizer is loaded
+    assert worker_formatter("embedding", engine, tiny_embedding, None, 64).tokenizer is loaded
 
     class Owning:
         def own_tokenizer(self):
@@ -85,20 +92,23 @@ def test_worker_formats_with_the_engines_own_tokenizer(tiny_embedding, tiny_rera
         raise AssertionError("loaded a second tokenizer")
 
     monkeypatch.setattr("qwen3_rag.tokenizer.load_tokenizer", no_load)
-    fmt = worker_formatter("embedding", Owning(), "unused", {}, 64)
+    fmt = worker_formatter("embedding", Owning(), "unused", None, 64)
     assert fmt.tokenizer is loaded and fmt.max_length == 64
     assert fmt.documents(["a b"]) == [[*loaded.encode("a b", add_special_tokens=False), fmt.eos_id]]
-    rerank = worker_formatter("reranker", Owning(), "unused", {}, 128)
+    rerank = worker_formatter("reranker", Owning(), "unused", None, 128)
     assert rerank.tokenizer is loaded
     reference = RerankFormatter(load_tokenizer(tiny_reranker), 128)
     assert rerank.pairs([("q", "d")]) == reference.pairs([("q", "d")])
 
 
+@slow
 def test_pool_worker_start_failure_is_reported(tiny_embedding):
-    with pytest.raises(RuntimeError, match=r"worker failed to start.*unknown option"):
-        Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, not_an_option=1)
+    """What only the engine can check (a device torch does not know) fails in the workers."""
+    with pytest.raises(RuntimeError, match=r"worker failed to start.*device must be"):
+        Qwen3Embedder(tiny_embedding, backend="hf", engines_per_gpu=2, device="gpu7")
 
 
+@slow
 def test_process_with_an_open_pool_exits(tiny_embedding, tmp_path):
     """A script that never closes its pool still exits (workers are closed before the join)."""
     import subprocess
@@ -132,6 +142,7 @@ def test_plan_parts(monkeypatch):
     assert len(pool.plan_parts([10] * 3, 8)) == 3  # never more parts than sequences
 
 
+@slow
 def test_pool_shared_queue_and_pipelined_batches_keep_order(tiny_embedding, tiny_reranker, monkeypatch):
     """Many small parts from several batches in flight come back in order and match one engine."""
     from qwen3_rag.engine import pool
@@ -162,6 +173,7 @@ def test_pool_shared_queue_and_pipelined_batches_keep_order(tiny_embedding, tiny
     rr.engine.close()
 
 
+@slow
 def test_killed_worker_fails_the_pool_and_a_new_one_starts(tiny_embedding):
     """SIGKILL of one worker: the pool closes itself with an error naming the worker, and the
     engine cache starts a fresh pool for the next embedder."""
@@ -185,6 +197,7 @@ def test_killed_worker_fails_the_pool_and_a_new_one_starts(tiny_embedding):
     fresh.engine.close()
 
 
+@slow
 def test_engine_failure_closes_the_pool_instead_of_hanging(tiny_embedding):
     """An engine that fails on valid-looking input (here: a token id outside the vocabulary)
     fails the call with the worker named, closes the pool, and the next embedder gets a new one."""
@@ -207,20 +220,22 @@ def test_engine_failure_closes_the_pool_instead_of_hanging(tiny_embedding):
 
 
 def test_engines_on_one_gpu_are_built_in_turn_only_where_vllm_profiles_memory():
+    from qwen3_rag.engine.options import HFOptions, RemoteOptions, VLLMOptions
     from qwen3_rag.engine.pool import builds_together
 
-    assert not builds_together("vllm", {"gpu_memory_utilization": 0.5})
-    assert builds_together("vllm", {"kv_cache_memory_bytes": 8 << 30})
-    assert builds_together("hf", {}) and builds_together("remote", {})
+    assert not builds_together(VLLMOptions(gpu_memory_utilization=0.5))
+    assert builds_together(VLLMOptions(kv_cache_memory_bytes=8 << 30))
+    assert builds_together(HFOptions()) and builds_together(RemoteOptions(base_url="http://127.0.0.1:1"))
 
 
+@slow
 def test_staggered_vllm_builds_are_announced(tiny_embedding, caplog):
     """Engines built one after another cost minutes: the pool says how to build them at once.
     (No vLLM here, so the workers then fail to start, which the pool reports.)"""
     from qwen3_rag.engine.base import EngineConfig
     from qwen3_rag.engine.pool import PoolEmbeddingEngine
 
-    config = EngineConfig("embedding", tiny_embedding, "vllm", 64, ())
+    config = EngineConfig("embedding", tiny_embedding, "vllm", 64)
     with caplog.at_level("WARNING", logger="qwen3_rag"), pytest.raises(RuntimeError, match="failed to start"):
         PoolEmbeddingEngine(config, {"engines_per_gpu": 2})
     assert "built one after another; set kv_cache_memory_bytes" in caplog.text
@@ -245,6 +260,7 @@ def _remote_pool(url: str, tokenizer: str) -> Qwen3Embedder:
                          engines_per_gpu=2, max_length=256)
 
 
+@slow
 def test_the_pool_works_once_its_first_worker_is_ready(tiny_embedding, caplog):
     """Work does not wait for the slowest worker's start-up: the first ready worker takes it
     from the shared queue, and the others join as they come."""
@@ -274,6 +290,7 @@ def test_the_pool_works_once_its_first_worker_is_ready(tiny_embedding, caplog):
             emb.engine.close()
 
 
+@slow
 def test_a_worker_failing_to_start_late_breaks_the_pool(tiny_embedding):
     """A worker that fails after the pool went to work: the pool closes with its error (the
     user asked for that many workers), and waiting for it says why."""
@@ -298,6 +315,7 @@ def test_a_worker_failing_to_start_late_breaks_the_pool(tiny_embedding):
             emb.engine.close()
 
 
+@slow
 def test_closing_a_pool_does_not_wait_for_workers_still_starting(tiny_embedding):
     """Workers still starting hold no work: close() stops them at once instead of waiting for
     their start-up (here: held until the server's 30 s wait ends)."""

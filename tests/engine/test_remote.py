@@ -38,6 +38,7 @@ def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
 
 
+@pytest.mark.slow  # starts a server
 @pytest.mark.parametrize("server", ["auto", "vllm"])
 def test_remote_embedder_equals_local(service, local, tiny_embedding, server):
     emb = Qwen3Embedder(EMB_NAME, backend="remote", base_url=service, api_key="k3y", tokenizer=tiny_embedding,
@@ -50,6 +51,7 @@ def test_remote_embedder_equals_local(service, local, tiny_embedding, server):
     assert cos(emb.embed_query(QUERIES[0]), local[0].embed_query(QUERIES[0])) >= 0.9999
 
 
+@pytest.mark.slow  # starts a server
 def test_remote_matryoshka_is_client_side(service, tiny_embedding):
     local32 = Qwen3Embedder(tiny_embedding, backend="hf", dimensions=32)
     remote32 = Qwen3Embedder(EMB_NAME, backend="remote", base_url=service, api_key="k3y",
@@ -57,6 +59,7 @@ def test_remote_matryoshka_is_client_side(service, tiny_embedding):
     assert cos(remote32.embed_documents(DOCS), local32.embed_documents(DOCS)).min() >= 0.9999
 
 
+@pytest.mark.slow  # starts a server
 def test_remote_reranker_equals_local(service, local, tiny_reranker):
     rr = Qwen3Reranker(RR_NAME, backend="remote", base_url=service, api_key="k3y", tokenizer=tiny_reranker)
     assert rr.engine.server == "qwen3-rag"
@@ -68,6 +71,7 @@ def test_remote_reranker_equals_local(service, local, tiny_reranker):
                        local[1].score(QUERIES[1], DOCS, instruction="Judge fruit"), atol=1e-5)
 
 
+@pytest.mark.slow  # starts a server
 def test_wrong_api_key_is_a_clear_error_without_retries(service, tiny_embedding):
     import httpx
 
@@ -82,6 +86,7 @@ def test_wrong_api_key_is_a_clear_error_without_retries(service, tiny_embedding)
     assert line.endswith(" 1.0")
 
 
+@pytest.mark.slow  # starts a server
 def test_service_without_reranker_is_reported(local, tiny_reranker):
     with serve_in_thread(create_app(local[0])) as url, pytest.raises(RemoteError, match="serves no reranker"):
         RemoteRerankEngine(EngineConfig("reranker", RR_NAME, "remote", 8192), {"base_url": url})
@@ -96,6 +101,7 @@ def engine(kind: str, url: str, **options: Any) -> Any:
     return cls(EngineConfig(kind, "m", "remote", 8192), opts)
 
 
+@pytest.mark.slow  # starts a server
 def test_vllm_shape_embeddings_sorted_and_normalised():
     with fake_server(vllm_like) as (url, seen):
         e = engine("embedding", url)
@@ -106,6 +112,7 @@ def test_vllm_shape_embeddings_sorted_and_normalised():
     assert seen == [("GET", "/health"), ("POST", "/v1/embeddings"), ("POST", "/v1/embeddings")]
 
 
+@pytest.mark.slow  # starts a server
 @pytest.mark.parametrize("failure", ["503", "drop", "slow"])
 def test_retries_then_succeeds(failure):
     def handle(method, path, body, n):
@@ -121,6 +128,7 @@ def test_retries_then_succeeds(failure):
     assert seen.count(("POST", "/v1/embeddings")) == 1 + 3  # the probe, 2 failures, 1 success
 
 
+@pytest.mark.slow  # starts a server
 def test_gives_up_after_max_retries_on_5xx():
     def handle(method, path, body, n):
         return (500, {"error": {"message": "engine crashed"}}) if path == "/classify" else (200, None)
@@ -132,6 +140,7 @@ def test_gives_up_after_max_retries_on_5xx():
     assert err.value.status_code == 500 and seen.count(("POST", "/classify")) == 3
 
 
+@pytest.mark.slow  # starts a server
 def test_4xx_fails_at_once_with_the_server_message():
     def handle(method, path, body, n):
         if path == "/classify":
@@ -155,6 +164,7 @@ def test_connection_refused():
     assert err.value.status_code is None and time.monotonic() - start < 10
 
 
+@pytest.mark.slow  # starts a server
 @pytest.mark.parametrize(("probs", "expected"), [([0.25], 0.25), ([0.6, 0.4], 0.4)])
 def test_classify_probabilities(probs, expected):
     def handle(method, path, body, n):
@@ -168,6 +178,7 @@ def test_classify_probabilities(probs, expected):
         assert np.allclose(engine("reranker", url).score([[1], [2, 3]]), [expected, expected])
 
 
+@pytest.mark.slow  # starts a server
 def test_classify_without_hf_overrides_is_explained():
     def handle(method, path, body, n):
         if path == "/classify":

@@ -12,11 +12,11 @@ import torch
 
 from qwen3_rag.engine.base import EngineConfig
 from qwen3_rag.engine.vllm import (
-    _start_method,
     build_prompts,
     engine_kwargs,
     parse_embeddings,
     parse_probabilities,
+    start_method,
 )
 from qwen3_rag.formats import RerankFormatter
 
@@ -83,34 +83,31 @@ def test_reranker_class_tokens_match_formatter(plain_tokenizer):
 def test_start_method_is_set_only_during_construction(monkeypatch):
     monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
     monkeypatch.delenv("VLLM_WORKER_MULTIPROC_METHOD", raising=False)
-    with _start_method("off"):
+    with start_method("off"):
         assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
     assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in os.environ
     main = sys.modules["__main__"]
     had_file = getattr(main, "__file__", None)
-    with _start_method("spawn"):
+    with start_method("spawn"):
         assert os.environ["VLLM_WORKER_MULTIPROC_METHOD"] == "spawn"
         assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "1"
         assert getattr(main, "__file__", None) is None  # a spawned child won't re-run the script
     assert "VLLM_WORKER_MULTIPROC_METHOD" not in os.environ
     assert getattr(main, "__file__", None) == had_file
-    with pytest.raises(ValueError, match="multiprocessing"), _start_method("threads"):
+    with pytest.raises(ValueError, match="multiprocessing"), start_method("threads"):
         pass
 
 
 def test_user_start_method_is_respected(monkeypatch):
     monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "fork")
     monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
-    with _start_method("off"):
+    with start_method("off"):
         assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in os.environ
         assert os.environ["VLLM_WORKER_MULTIPROC_METHOD"] == "fork"
 
 
-def test_vllm_backend_without_vllm_is_a_clear_error(tiny_embedding):
-    import importlib.util
-
-    if importlib.util.find_spec("vllm") is not None:
-        pytest.skip("vLLM is installed here")
+@pytest.mark.slow
+def test_vllm_backend_without_vllm_is_a_clear_error(tiny_embedding, without_vllm):
     from qwen3_rag import Qwen3Embedder
 
     with pytest.raises(ImportError, match=r"qwen3-rag\[vllm\]"):
@@ -144,8 +141,8 @@ def test_second_inprocess_engine_is_spawned(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm.config", fake_config)
     monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
     monkeypatch.delenv("VLLM_WORKER_MULTIPROC_METHOD", raising=False)
-    monkeypatch.setattr(ev, "_inprocess_live", 0)
-    cfg = EngineConfig("embedding", "m", "vllm", 64, ())
+    assert ev.inprocess_engines() == 0
+    cfg = EngineConfig("embedding", "m", "vllm", 64)
     first = ev.VLLMEmbeddingEngine(cfg, {"multiprocessing": "off"})
     second = ev.VLLMEmbeddingEngine(cfg, {"multiprocessing": "off"})
     assert (first.inprocess, second.inprocess) == (True, False)
@@ -155,4 +152,4 @@ def test_second_inprocess_engine_is_spawned(monkeypatch):
     third = ev.VLLMEmbeddingEngine(cfg, {"multiprocessing": "off"})
     assert third.inprocess and seen[-1] == ("0", None)
     third.close()
-    assert ev._inprocess_live == 0
+    assert ev.inprocess_engines() == 0

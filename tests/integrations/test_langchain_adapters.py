@@ -68,6 +68,14 @@ def test_embeddings_dimensions_and_bad_input(tiny_embedding):
         Qwen3Embeddings(model="/no/such/qwen3-dir", backend="hf")
 
 
+def test_misspelt_engine_option_names_the_nearest_one(tiny_embedding):
+    with pytest.raises(ValueError, match="unknown engine option 'gpu_memory_utilisation'; "
+                                         "did you mean 'gpu_memory_utilization'"):
+        Qwen3Embeddings(model=tiny_embedding, backend="hf", engine_kwargs={"gpu_memory_utilisation": 0.3})
+    emb = Qwen3Embeddings(model=tiny_embedding, backend="hf", engine_kwargs={"max_batch_size": 4})
+    assert emb.embedder.options.engine.max_batch_size == 4
+
+
 def _docs() -> list[Document]:
     return [Document(page_content=t, metadata={"n": i}, id=str(i)) for i, t in enumerate(DOCS)]
 

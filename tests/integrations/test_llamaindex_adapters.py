@@ -61,6 +61,11 @@ async def test_async_embeddings_equal_sync(embed_model):
     np.testing.assert_allclose(one, embed_model.get_text_embedding(TEXTS[0]), atol=1e-6)
 
 
+def test_misspelt_engine_option_names_the_nearest_one(tiny_embedding):
+    with pytest.raises(ValueError, match="option 'max_batch_sise'; did you mean 'max_batch_size'"):
+        Qwen3Embedding(model_name=tiny_embedding, backend="hf", engine_kwargs={"max_batch_sise": 4})
+
+
 def _nodes() -> list[NodeWithScore]:
     return [
         NodeWithScore(node=TextNode(text=t, id_=f"n{i}", metadata={"n": i}), score=1.0 - i / 10)

@@ -27,7 +27,8 @@ class Qwen3Embeddings(BaseModel, Embeddings):
         max_length: longest sequence in tokens.
         batch_size: texts per engine call (default: the backend's preference).
         show_progress: tqdm progress bar on large inputs.
-        engine_kwargs: backend options (``device`` for hf, ``gpu_memory_utilization`` for vLLM...).
+        engine_kwargs: backend options (``device`` for hf, ``gpu_memory_utilization`` for vLLM...:
+            :mod:`qwen3_rag.engine.options`); a misspelt name is an error naming the nearest one.
 
     Example:
         >>> from langchain_qwen3_rag import Qwen3Embeddings

@@ -1,4 +1,9 @@
-"""Options and output helpers shared by the ``qwen3-rag`` subcommands."""
+"""Options and output helpers shared by the ``qwen3-rag`` subcommands.
+
+This module owns the model and device flags (``--model``, ``--backend``, ``--device``, ...), how
+they become engine options (through :mod:`qwen3_rag.engine.options`, like every other way in)
+and the embedder, reranker and store they open, plus the plain-text and JSON output helpers.
+"""
 
 from __future__ import annotations
 
@@ -53,27 +58,22 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Backend keyword options from the device flags (only those the backend understands)."""
+    """Engine options from the device flags, those the backend takes
+    (:func:`qwen3_rag.engine.options.select`: ``--device`` reaches hf only, ``--base-url`` remote...)."""
     from qwen3_rag.config import get_settings
     from qwen3_rag.engine import resolve_backend
+    from qwen3_rag.engine.options import select
 
     backend = resolve_backend(args.backend or get_settings().backend)
-    opts: dict[str, Any] = {}
-    if args.dtype:
-        opts["dtype"] = args.dtype
-    if backend == "hf" and args.device:
-        opts["device"] = args.device
-    if backend == "vllm" and args.gpu_memory_utilization is not None:
-        opts["gpu_memory_utilization"] = args.gpu_memory_utilization
+    flags = {"dtype": args.dtype or None, "device": args.device or None,
+             "gpu_memory_utilization": args.gpu_memory_utilization, "base_url": args.base_url or None}
     if backend == "remote":
         from qwen3_rag.cli import CLIError
 
         if not args.base_url:
             raise CLIError("--backend remote needs --base-url URL")
-        opts["base_url"] = args.base_url
-        if os.environ.get(REMOTE_API_KEY_ENV):
-            opts["api_key"] = os.environ[REMOTE_API_KEY_ENV]
-    return opts
+        flags["api_key"] = os.environ.get(REMOTE_API_KEY_ENV) or None
+    return select(backend, {k: v for k, v in flags.items() if v is not None})
 
 
 def common_kwargs(args: argparse.Namespace) -> dict[str, Any]:

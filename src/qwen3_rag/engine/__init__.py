@@ -1,7 +1,8 @@
 """Engine layer: backend choice and a process-wide cache of loaded engines.
 
-One process never loads the same model twice: engines are cached by
-(kind, model, backend, max_length, options), so ``Qwen3Embedder`` objects built by the
+One process never loads the same model twice: engines are cached by their
+:class:`~qwen3_rag.engine.base.EngineConfig` (kind, model, backend, max_length and the typed
+:class:`~qwen3_rag.engine.options.EngineOptions`), so ``Qwen3Embedder`` objects built by the
 LangChain and LlamaIndex adapters with the same settings share one engine.
 
 Example:
@@ -17,21 +18,17 @@ import importlib.util
 import logging
 import multiprocessing.util  # noqa: F401  (for the order of exit hooks: see atexit.register below)
 import threading
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from qwen3_rag.engine.base import (
-    EmbeddingEngine,
-    Engine,
-    EngineConfig,
-    RerankEngine,
-    check_model,
-    freeze_options,
-)
+from qwen3_rag.engine.base import EmbeddingEngine, Engine, EngineConfig, RerankEngine, check_model
 from qwen3_rag.engine.bytecode import warn_if_uncompiled
+from qwen3_rag.engine.options import BACKEND_NAMES, EngineOptions, HFOptions
 
 logger = logging.getLogger("qwen3_rag")
 
-BACKENDS = ("auto", "hf", "vllm", "remote")
+BACKENDS = ("auto", *BACKEND_NAMES)
 
 _lock = threading.Lock()
 _engines: dict[EngineConfig, Engine] = {}
@@ -65,83 +62,93 @@ def get_engine(
     backend: str = "auto",
     *,
     max_length: int,
-    options: dict[str, Any] | None = None,
+    options: EngineOptions | Mapping[str, Any] | None = None,
     yes_id: int | None = None,
     no_id: int | None = None,
 ) -> Engine:
-    """Return the cached engine for these settings, loading it on first use."""
+    """Return the cached engine for these settings, loading it on first use.
+
+    ``options``: :class:`~qwen3_rag.engine.options.EngineOptions`, or a mapping of option names
+    built into them (:meth:`EngineOptions.build <qwen3_rag.engine.options.EngineOptions.build>`:
+    an unknown name, or one of another backend, is an error).
+    """
     if kind not in ("embedding", "reranker"):
         raise ValueError(f"kind must be 'embedding' or 'reranker', got {kind!r}")
-    options = dict(options or {})
     backend = resolve_backend(backend)
+    typed = EngineOptions.build(backend, options)
     model_ref = model if backend == "remote" else check_model(model)
-    config = EngineConfig(kind, model_ref, backend, max_length, freeze_options(options))
+    config = EngineConfig(kind, model_ref, backend, max_length, typed)
     with _lock:
         engine = _engines.get(config)
         if engine is not None and not engine.closed:
             return engine
-        engine = _load(config, options, yes_id, no_id)
+        engine = _load(config, yes_id, no_id)
         _engines[config] = engine
         return engine
 
 
-def _load(config: EngineConfig, options: dict[str, Any], yes_id: int | None, no_id: int | None) -> Engine:
+def _options(config: EngineConfig) -> EngineOptions:
+    if config.options is None:
+        raise ValueError("an engine loaded through the cache needs its EngineConfig.options")
+    return config.options
+
+
+def _load(config: EngineConfig, yes_id: int | None, no_id: int | None) -> Engine:
+    """The engine for ``config``: with the fast path, a pool of processes, or one engine here."""
     logger.info("qwen3_rag: loading %s engine %s on %s", config.kind, config.model, config.backend)
     warn_if_uncompiled(config.backend)
-    options = dict(options)
-    fast_path_tokens = options.pop("fast_path_tokens", None)
-    fast_path_compile = options.pop("fast_path_compile", False)
-    if fast_path_tokens:
-        return _load_routed(config, options, (fast_path_tokens, fast_path_compile), yes_id, no_id)
-    if fast_path_compile:
-        raise ValueError("fast_path_compile needs fast_path_tokens (the fast path it compiles)")
-    if int(options.get("data_parallel_size", 1)) * int(options.get("engines_per_gpu", 1)) > 1:
+    options = _options(config)
+    if options.fast_path.enabled:
+        return _load_routed(config, yes_id, no_id)
+    if options.pool.enabled:
         from qwen3_rag.engine.pool import PoolEmbeddingEngine, PoolRerankEngine
 
         if config.kind == "embedding":
             return PoolEmbeddingEngine(config, options)
         return PoolRerankEngine(config, options, yes_id=yes_id, no_id=no_id)
-    options = {k: v for k, v in options.items() if k not in ("data_parallel_size", "engines_per_gpu")}
+    return _load_one(config, yes_id, no_id)
+
+
+def _load_one(config: EngineConfig, yes_id: int | None, no_id: int | None) -> Engine:
+    """One engine of ``config.backend`` in this process."""
+    engine_options = _options(config).engine
     if config.backend == "hf":
         from qwen3_rag.engine.hf import HFEmbeddingEngine, HFRerankEngine
 
         if config.kind == "embedding":
-            return HFEmbeddingEngine(config, options)
+            return HFEmbeddingEngine(config, engine_options)
         assert yes_id is not None and no_id is not None
-        return HFRerankEngine(config, options, yes_id=yes_id, no_id=no_id)
+        return HFRerankEngine(config, engine_options, yes_id=yes_id, no_id=no_id)
     if config.backend == "vllm":
         from qwen3_rag.engine.vllm import VLLMEmbeddingEngine, VLLMRerankEngine
 
         if config.kind == "embedding":
-            return VLLMEmbeddingEngine(config, options)
-        return VLLMRerankEngine(config, options)
+            return VLLMEmbeddingEngine(config, engine_options)
+        return VLLMRerankEngine(config, engine_options)
     if config.backend == "remote":
         from qwen3_rag.engine.remote import RemoteEmbeddingEngine, RemoteRerankEngine
 
         if config.kind == "embedding":
-            return RemoteEmbeddingEngine(config, options)
-        return RemoteRerankEngine(config, options)
+            return RemoteEmbeddingEngine(config, engine_options)
+        return RemoteRerankEngine(config, engine_options)
     raise ValueError(f"unknown backend {config.backend!r}")
 
 
-def _load_routed(config: EngineConfig, options: dict[str, Any], fast_path: tuple[Any, Any],
-                 yes_id: int | None, no_id: int | None) -> Engine:
+def _load_routed(config: EngineConfig, yes_id: int | None, no_id: int | None) -> Engine:
     """vLLM for large calls plus a CUDA-graph transformers copy for small ones (:mod:`.routed`)."""
     from qwen3_rag.engine.hf import HFEmbeddingEngine, HFRerankEngine
-    from qwen3_rag.engine.routed import RoutedEmbeddingEngine, RoutedRerankEngine, fast_options
+    from qwen3_rag.engine.routed import RoutedEmbeddingEngine, RoutedRerankEngine
 
-    if config.backend != "vllm":
-        raise ValueError(f"fast_path_tokens is a vllm backend option (got backend {config.backend!r}); "
-                         "the hf backend replays CUDA graphs itself (cuda_graphs, graph_max_tokens)")
-    fopts = fast_options(options, *fast_path)
-    bulk = _load(config, options, yes_id, no_id)
-    fast_config = EngineConfig(config.kind, config.model, "hf", config.max_length, freeze_options(fopts))
+    options = _options(config)
+    fast_hf = HFOptions.from_mapping(options.fast_path.hf_options(options.engine.changed()))
+    bulk = _load(replace(config, options=options.without_fast_path()), yes_id, no_id)
+    fast_config = EngineConfig(config.kind, config.model, "hf", config.max_length, EngineOptions(fast_hf))
     try:
         if config.kind == "embedding":
-            return RoutedEmbeddingEngine(config, options, bulk, HFEmbeddingEngine(fast_config, fopts))
+            return RoutedEmbeddingEngine(config, options, bulk, HFEmbeddingEngine(fast_config, fast_hf))
         assert yes_id is not None and no_id is not None
-        return RoutedRerankEngine(config, options, bulk, HFRerankEngine(fast_config, fopts, yes_id=yes_id,
-                                                                        no_id=no_id))
+        fast = HFRerankEngine(fast_config, fast_hf, yes_id=yes_id, no_id=no_id)
+        return RoutedRerankEngine(config, options, bulk, fast)
     except BaseException:
         bulk.close()
         raise

@@ -1,7 +1,8 @@
-"""The small interface every backend implements.
+"""The small interface every backend implements, and what identifies an engine.
 
 Engines take token ids (built by :mod:`qwen3_rag.formats`) and return numpy arrays, so the
-formats live in one place and all backends see exactly the same sequences.
+formats live in one place and all backends see exactly the same sequences. Their options are
+the typed groups of :mod:`qwen3_rag.engine.options`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from qwen3_rag.engine.options import EngineOptions
 
 
 @dataclass(frozen=True)
@@ -25,28 +28,16 @@ class EngineConfig:
         kind: ``"embedding"`` or ``"reranker"``.
         model: hub id or local directory.
         backend: ``"hf"``, ``"vllm"`` or ``"remote"`` (never ``"auto"``: resolved before).
-        options: backend options (e.g. ``gpu_memory_utilization`` for vLLM, ``device`` for hf).
         max_length: the longest sequence the engine will be given.
+        options: the engine's options (hashable: part of the cache key); ``None`` for an engine
+            made directly, which takes its options as an argument.
     """
 
     kind: str
     model: str
     backend: str
     max_length: int
-    options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
-
-
-def freeze_options(options: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """Turn engine options into a hashable, order-independent key."""
-
-    def freeze(v: Any) -> Any:
-        if isinstance(v, dict):
-            return tuple(sorted((k, freeze(x)) for k, x in v.items()))
-        if isinstance(v, list | tuple):
-            return tuple(freeze(x) for x in v)
-        return v
-
-    return tuple(sorted((k, freeze(v)) for k, v in options.items()))
+    options: EngineOptions | None = None
 
 
 def looks_like_path(model: str) -> bool:
@@ -71,14 +62,19 @@ def check_model(model: str) -> str:
 
 
 class Engine:
-    """Base of all engines: holds the config and a lock that serialises calls."""
+    """Base of all engines: holds the config, the options and a lock that serialises calls.
+
+    ``options`` is the backend's group of :mod:`qwen3_rag.engine.options` (each backend turns a
+    mapping given to its constructor into it), or the :class:`EngineOptions` of an engine made of
+    others (the pool, the fast path).
+    """
 
     #: how many sequences the caller should hand over per call
     preferred_batch_size: int = 64
 
-    def __init__(self, config: EngineConfig, options: dict[str, Any]):
+    def __init__(self, config: EngineConfig, options: Any):
         self.config = config
-        self.options = dict(options)
+        self.options = options
         self.lock = threading.Lock()
         self.closed = False
 

@@ -1,13 +1,12 @@
-"""Whether the engines' heavy imports (torch, transformers, vLLM) load from bytecode.
+"""One start-up warning: the engines' heavy imports (torch, transformers, vLLM) have no bytecode.
 
-A vLLM engine process imports ~6,000 modules before it builds its engine. Where Python finds
-no ``.pyc`` for them and will not write any (``PYTHONDONTWRITEBYTECODE=1``, ``python -B``, or
-a site-packages it may not write), it compiles every one of those sources again on every start.
-Installers differ: ``pip install`` writes bytecode, ``uv pip install`` does not unless given
-``--compile-bytecode``. On an H200 host with such a torch site, four pool workers spent ~26 s
-each importing vLLM, and ~15 s once the sites were compiled; the 1M-document index took 162.7 s
-against 141-150 s (``docs/benchmarks.md``, runs 41-42). Engines warn once per process when
-this applies, naming the command that fixes it.
+A vLLM engine process imports thousands of modules before it builds its engine. Where Python
+finds no ``.pyc`` for them and will not write any (``PYTHONDONTWRITEBYTECODE=1``, ``python -B``,
+or a site-packages it may not write), it compiles every one of those sources again on every
+start, which costs each engine process seconds. Installers differ: ``pip install`` writes
+bytecode, ``uv pip install`` does not unless given ``--compile-bytecode``. An engine warns once
+per process when this applies (:func:`warn_if_uncompiled`), naming the command that fixes it;
+``docs/troubleshooting.md`` has the details. The check reads a few paths and imports nothing.
 
 Example:
     >>> from qwen3_rag.engine.bytecode import uncompiled_packages
@@ -93,7 +92,7 @@ def warn_if_uncompiled(backend: str) -> list[str]:
             else "their cache folders are not writable"
         logger.warning(
             "qwen3_rag: %s %s no bytecode and %s, so every engine process compiles their sources "
-            "as it starts (~10 s per vLLM worker on an H200 host). Compile them once: "
+            "as it starts (seconds each). Compile them once: "
             "%s -m compileall -q -j 0 %s (a read-only site: set PYTHONPYCACHEPREFIX to a writable "
             "folder for that command and for every run)",
             ", ".join(missing), "has" if len(missing) == 1 else "have", why,
@@ -107,3 +106,9 @@ def quiet() -> None:
     """No warning from this process (the pool's workers: their parent has said it)."""
     global _warned
     _warned = True
+
+
+def rearm() -> None:
+    """Let the next :func:`warn_if_uncompiled` warn again (as in a new process)."""
+    global _warned
+    _warned = False

@@ -3,7 +3,7 @@
 A query embedding or the reranking of 20 candidates is a few thousand tokens: the GPU
 computes it in 1-3 ms, while launching the ~1,500 kernels of a 28-layer forward one by one
 from Python (eager transformers) or vLLM's front end and piecewise graphs cost 8-30 ms
-(``docs/benchmarks.md``). :class:`GraphRunner` pads a batch to the smallest of a fixed set of
+(``docs/performance.md``). :class:`GraphRunner` pads a batch to the smallest of a fixed set of
 (rows, length) buckets and replays a CUDA graph captured for that bucket, so a small call
 costs about what its kernels cost.
 

@@ -4,12 +4,11 @@ Sequences are sorted by length and cut into bounded batches (at most ``max_batch
 sequences and ``max_batch_tokens`` padded tokens), left-padded, and run in float32 on CPU or
 bfloat16 on GPU (override with ``dtype``).
 
-Options: ``device`` ("cpu", "cuda", "cuda:1"; default cuda when available), ``dtype``
-("float32", "bfloat16", "float16"), ``max_batch_size`` (default 32), ``max_batch_tokens``
-(default 16384), ``attn_implementation``, ``trust_remote_code``, ``cuda_graphs`` (default: on
-for a CUDA device), ``graph_max_tokens`` (default 8192), ``torch_compile`` (compile each decoder
-layer with ``torch.compile(dynamic=True)``: the norms, rotary embedding and activation become a
-few fused kernels; one compilation serves every layer and shape; default off).
+Options: :class:`~qwen3_rag.engine.options.HFOptions` (``device``, ``dtype``,
+``max_batch_size``, ``max_batch_tokens``, ``attn_implementation``, ``trust_remote_code``,
+``cuda_graphs``, ``graph_max_tokens``, ``torch_compile``). ``torch_compile`` compiles each
+decoder layer with ``torch.compile(dynamic=True)``: the norms, rotary embedding and activation
+become a few fused kernels; one compilation serves every layer and shape.
 
 On a CUDA device, batches of at most ``graph_max_tokens`` padded tokens replay CUDA graphs
 captured at load time (:mod:`qwen3_rag.engine.cuda_graphs`): a query or 20 reranker prompts
@@ -18,27 +17,17 @@ then cost about their kernels' time instead of ~1,500 kernel launches from Pytho
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from qwen3_rag.engine.base import EmbeddingEngine, EngineConfig, RerankEngine, l2_normalize
 from qwen3_rag.engine.cuda_graphs import GraphRunner, attention_inputs, left_pad, positions
+from qwen3_rag.engine.options import EngineOptions, HFOptions
 
-_KNOWN = {
-    "device",
-    "dtype",
-    "max_batch_size",
-    "max_batch_tokens",
-    "attn_implementation",
-    "trust_remote_code",
-    "tokenizer",
-    "cuda_graphs",
-    "graph_max_tokens",
-    "torch_compile",
-}
-
+#: what the engines' constructors take as options (a mapping is built into HFOptions)
+Options = HFOptions | EngineOptions | Mapping[str, Any]
 
 def _torch():
     try:
@@ -64,55 +53,58 @@ def length_batches(lengths: Sequence[int], max_batch_size: int, max_batch_tokens
         yield batch
 
 
+def resolve_device(device: str | None) -> Any:
+    """The torch device for the ``device`` option (default: cuda when available)."""
+    torch = _torch()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from e
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but this torch build sees no CUDA GPU (use device='cpu')")
+    return resolved
+
+
+def resolve_dtype(dtype: Any, device: Any) -> Any:
+    """The torch dtype for the ``dtype`` option (default: float32 on CPU, bfloat16 on GPU)."""
+    torch = _torch()
+    if dtype is None:
+        return torch.float32 if device.type == "cpu" else torch.bfloat16
+    if isinstance(dtype, str):
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise ValueError(f"dtype must be a torch dtype name (float32, bfloat16, float16), got {dtype!r}")
+        return getattr(torch, dtype)
+    return dtype
+
+
 class _HFEngineMixin:
     config: EngineConfig
-    options: dict[str, Any]
+    options: HFOptions
 
     def _setup(self, auto_class: str) -> None:
-        torch = _torch()
         import transformers
 
-        unknown = set(self.options) - _KNOWN
-        if unknown:
-            raise TypeError(f"unknown option(s) for the hf backend: {sorted(unknown)}")
-        device = self.options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            torch.device(device)
-        except (RuntimeError, TypeError) as e:
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from e
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} but this torch build sees no CUDA GPU (use device='cpu')")
-        dtype = self.options.get("dtype")
-        if dtype is None:
-            dtype = torch.float32 if str(device).startswith("cpu") else torch.bfloat16
-        elif isinstance(dtype, str):
-            if not isinstance(getattr(torch, dtype, None), torch.dtype):
-                raise ValueError(f"dtype must be a torch dtype name (float32, bfloat16, float16), "
-                                 f"got {dtype!r}")
-            dtype = getattr(torch, dtype)
-        kwargs: dict[str, Any] = {"dtype": dtype}
-        if self.options.get("attn_implementation"):
-            kwargs["attn_implementation"] = self.options["attn_implementation"]
-        if self.options.get("trust_remote_code"):
+        opts = self.options
+        self.device = resolve_device(opts.device)
+        self.dtype = resolve_dtype(opts.dtype, self.device)
+        kwargs: dict[str, Any] = {"dtype": self.dtype}
+        if opts.attn_implementation:
+            kwargs["attn_implementation"] = opts.attn_implementation
+        if opts.trust_remote_code:
             kwargs["trust_remote_code"] = True
-        cls = getattr(transformers, auto_class)
         try:
-            model = cls.from_pretrained(self.config.model, **kwargs)
+            model = getattr(transformers, auto_class).from_pretrained(self.config.model, **kwargs)
         except OSError as e:  # not on the hub, not in its cache offline, or no weights in the folder
             raise OSError(f"cannot load model {self.config.model!r}: {e}") from e
-        self.model = model.to(device).eval()
-        self.device = torch.device(device)
-        self.dtype = dtype
-        self.max_batch_size = int(self.options.get("max_batch_size", 32))
-        self.max_batch_tokens = int(self.options.get("max_batch_tokens", 16384))
+        self.model = model.to(self.device).eval()
+        self.max_batch_size = opts.max_batch_size
+        self.max_batch_tokens = opts.max_batch_tokens
         pad = getattr(self.model.config, "pad_token_id", None)
         self.pad_id = 0 if pad is None else int(pad)
         self.graphs: GraphRunner | None = None
         self._mask_dtype: Any = None  # the graphed forward's mask: boolean (SDPA) or additive
-        compile_ = self.options.get("torch_compile", False)
-        if not isinstance(compile_, bool):
-            raise ValueError(f"torch_compile must be true or false, got {compile_!r}")
-        if compile_:
+        if opts.torch_compile:
             self._compile_layers()
 
     def _compile_layers(self) -> None:
@@ -127,20 +119,25 @@ class _HFEngineMixin:
 
     def _setup_graphs(self) -> None:
         """Capture the CUDA graphs (after the subclass has set what its forward needs)."""
-        wanted = self.options.get("cuda_graphs")
+        wanted = self.options.cuda_graphs
         if wanted is None:
             wanted = self.device.type == "cuda"
         if not wanted:
             return
         if self.device.type != "cuda":
             raise ValueError(f"cuda_graphs=True needs a CUDA device, got device={str(self.device)!r}")
+        self.graphs = self.graph_runner(self.options.graph_max_tokens)
+
+    def graph_runner(self, max_tokens: int, capture: bool = True) -> GraphRunner:
+        """A :class:`~qwen3_rag.engine.cuda_graphs.GraphRunner` over this engine's forward, for
+        batches of up to ``max_tokens`` padded tokens (``capture=False``: the same padded
+        computation run eagerly, which is what a CPU can check)."""
         attn = getattr(self.model.config, "_attn_implementation", "sdpa")
         if attn not in ("sdpa", "eager"):
             raise ValueError(f"cuda_graphs needs attn_implementation 'sdpa' or 'eager', got {attn!r}")
         self._mask_dtype = None if attn == "sdpa" else self.dtype
-        self.graphs = GraphRunner(self._graph_forward, self.device, pad_id=self.pad_id,
-                                  max_tokens=int(self.options.get("graph_max_tokens", 8192)),
-                                  max_rows=self.max_batch_size)
+        return GraphRunner(self._graph_forward, self.device, pad_id=self.pad_id, max_tokens=max_tokens,
+                           max_rows=self.max_batch_size, capture=capture)
 
     def _graph_forward(self, ids: Any, mask: Any) -> Any:
         """The forward a graph captures: positions and the 4-D mask built on the device."""
@@ -156,22 +153,22 @@ class _HFEngineMixin:
         torch = _torch()
         out = np.zeros((len(token_ids), width), dtype=np.float32)
         with self.lock, torch.inference_mode():
-            for idx in self._batches(token_ids):
+            for idx in self.batches(token_ids):
                 seqs = [token_ids[i] for i in idx]
                 if self.graphs is not None and self.graphs.fits(seqs):
                     out[idx] = self.graphs.run(seqs).numpy()
                 else:
-                    ids, mask, pos = self._padded(seqs)
+                    ids, mask, pos = self.padded(seqs)
                     out[idx] = self._eager_forward(ids, mask, pos).cpu().numpy()
         return out
 
-    def _padded(self, seqs: Sequence[Sequence[int]]) -> tuple[Any, Any, Any]:
+    def padded(self, seqs: Sequence[Sequence[int]]) -> tuple[Any, Any, Any]:
         """(input_ids, attention_mask, position_ids): left-padded tensors on the device."""
         ids, mask = left_pad(seqs, len(seqs), max(len(s) for s in seqs), pad_id=self.pad_id)
         pos = positions(mask)
         return ids.to(self.device), mask.to(self.device), pos.to(self.device)
 
-    def _batches(self, token_ids: Sequence[Sequence[int]]) -> Iterator[list[int]]:
+    def batches(self, token_ids: Sequence[Sequence[int]]) -> Iterator[list[int]]:
         """The indices of each batch: sorted by length, within ``max_batch_size`` and ``max_batch_tokens``."""
         return length_batches([len(t) for t in token_ids], self.max_batch_size, self.max_batch_tokens)
 
@@ -181,8 +178,8 @@ class HFEmbeddingEngine(_HFEngineMixin, EmbeddingEngine):
 
     preferred_batch_size = 256
 
-    def __init__(self, config: EngineConfig, options: dict[str, Any]):
-        super().__init__(config, options)
+    def __init__(self, config: EngineConfig, options: Options):
+        super().__init__(config, HFOptions.coerce(options))
         self._setup("AutoModel")
         self.dimension = int(self.model.config.hidden_size)
         self._setup_graphs()
@@ -205,8 +202,8 @@ class HFRerankEngine(_HFEngineMixin, RerankEngine):
 
     preferred_batch_size = 64
 
-    def __init__(self, config: EngineConfig, options: dict[str, Any], yes_id: int, no_id: int):
-        super().__init__(config, options)
+    def __init__(self, config: EngineConfig, options: Options, yes_id: int, no_id: int):
+        super().__init__(config, HFOptions.coerce(options))
         self._setup("AutoModelForCausalLM")
         self.yes_id, self.no_id = yes_id, no_id
         self._setup_graphs()

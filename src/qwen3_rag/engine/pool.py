@@ -10,7 +10,7 @@ Batches go through one shared queue in parts (:func:`plan_parts`) that idle work
 and :meth:`submit` returns a future at once, so callers keep the queue filled
 (:func:`qwen3_rag.batching.pipelined`).
 
-Engine options (read by :func:`qwen3_rag.engine.get_engine`):
+Its options are :class:`~qwen3_rag.engine.options.PoolOptions` (any backend):
 
 * ``data_parallel_size``: number of GPUs to use (default 1),
 * ``engines_per_gpu``: engine processes per GPU (default 1); ``gpu_memory_utilization`` is
@@ -19,15 +19,14 @@ Engine options (read by :func:`qwen3_rag.engine.get_engine`):
   ``kv_cache_memory_bytes`` sets each engine's KV cache.
 
 The pool takes work as soon as its first worker is ready; the others take parts from the
-shared queue as they come up (``_Pool.wait_ready`` waits for all; a worker that fails to start
-later closes the pool with its error). Where a GPU's engines are built in turn, work waits for
-all of them: a working engine would skew the free memory the next one sizes its cache from.
+shared queue as they come up (:meth:`EnginePool.wait_ready` waits for all; a worker that fails
+to start later closes the pool with its error). Where a GPU's engines are built in turn, work
+waits for all of them: a working engine would skew the free memory the next one sizes its
+cache from.
 
-Texts travel as they are and the workers format and tokenize them (the parent process would
-otherwise be the bottleneck: tokenizing ~8,000 documents a second takes a core); token ids
-travel as int32 arrays and results as float32 arrays (numpy buffers, not Python lists).
-Workers are internal processes of this package; nothing they exchange is ever loaded from
-disk.
+Texts travel as they are and the workers (:mod:`qwen3_rag.engine.worker`) format and tokenize
+them: the parent process would otherwise be the bottleneck (tokenizing ~8,000 documents a
+second takes a core).
 """
 
 from __future__ import annotations
@@ -39,33 +38,21 @@ import multiprocessing as mp
 import multiprocessing.util as mp_util
 import os
 import queue
-import signal
 import threading
 import time
-import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from qwen3_rag.engine.base import EmbeddingEngine, EngineConfig, RerankEngine
+from qwen3_rag.engine.options import BackendOptions, EngineOptions, VLLMOptions
+from qwen3_rag.engine.spawn import hidden_main
+from qwen3_rag.engine.worker import EngineWorkerError, WorkerSpec, pack, worker_main
 
-POOL_OPTIONS = ("data_parallel_size", "engines_per_gpu")
 logger = logging.getLogger("qwen3_rag")
-
-
-def pack(token_ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Token-id sequences as one flat int32 array plus offsets."""
-    lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=len(token_ids))
-    offsets = np.zeros(len(token_ids) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    flat = np.fromiter(itertools.chain.from_iterable(token_ids), dtype=np.int32, count=int(offsets[-1]))
-    return flat, offsets
-
-
-def unpack(flat: np.ndarray, offsets: np.ndarray) -> list[list[int]]:
-    return [flat[offsets[i] : offsets[i + 1]].tolist() for i in range(len(offsets) - 1)]
 
 
 def split_by_tokens(lengths: Sequence[int], parts: int) -> list[tuple[int, int]]:
@@ -95,13 +82,13 @@ CLOSE_TIMEOUT = 60.0
 SPLIT_MIN_TOKENS = 8192
 
 
-def builds_together(backend: str, options: dict[str, Any]) -> bool:
+def builds_together(options: BackendOptions) -> bool:
     """Whether engines sharing a GPU may be built at the same time (else one after another).
 
     vLLM profiles the GPU's free memory to size its KV cache, so its engines on one GPU are
     built in turn, unless ``kv_cache_memory_bytes`` fixes the size.
     """
-    return backend != "vllm" or bool(options.get("kv_cache_memory_bytes"))
+    return not isinstance(options, VLLMOptions) or bool(options.kv_cache_memory_bytes)
 
 
 def approx_tokens(item: Any) -> int:
@@ -125,133 +112,91 @@ def plan_parts(lengths: Sequence[int], workers: int) -> list[tuple[int, int]]:
     return split_by_tokens(lengths, min(rounds * workers, len(lengths)))
 
 
-class EngineWorkerError(RuntimeError):
-    """An engine in a worker failed on valid input; the pool closes (a new one starts next time)."""
+@dataclass(frozen=True)
+class PoolLayout:
+    """Where a pool's workers run and with what options.
 
-
-def _name_process(name: str) -> None:
-    """Name this process as ``top`` and ``/proc/PID/comm`` show it (Linux; 15 characters)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
-
-
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
-def worker_formatter(kind: str, engine: Any, model: str, options: dict[str, Any], max_length: int) -> Any:
-    """The formatter a pool worker tokenizes with: over the engine's own tokenizer where it has
-    one (vLLM loaded it while building the engine, so no second ~4 s load per worker on an H200:
-    docs/benchmarks.md, runs 24 and 27), else over :func:`~qwen3_rag.tokenizer.load_tokenizer`'s.
+    Attributes:
+        size: number of workers.
+        per_gpu: workers per GPU (``engines_per_gpu``).
+        gpus: the GPU each group of ``per_gpu`` workers runs on (``None``: the parent's devices).
+        worker_options: each worker's engine options.
+        together: whether engines on one GPU are built at the same time (:func:`builds_together`).
     """
-    from qwen3_rag.formats import make_formatter
-    from qwen3_rag.tokenizer import load_tokenizer
 
-    tokenizer = engine.own_tokenizer()
-    if tokenizer is None:
-        tokenizer = load_tokenizer(model, options)
-    return make_formatter(kind, tokenizer, max_length)
+    size: int
+    per_gpu: int
+    gpus: tuple[str, ...] | None
+    worker_options: EngineOptions
+    together: bool = True
+
+    @classmethod
+    def plan(cls, config: EngineConfig, options: EngineOptions) -> PoolLayout:
+        """The layout for ``options.pool``: GPUs from ``CUDA_VISIBLE_DEVICES`` (or 0..G-1)."""
+        dp, per_gpu = options.pool.data_parallel_size, options.pool.engines_per_gpu
+        worker = cls.worker_options(options)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        gpus = visible.split(",") if visible else [str(i) for i in range(dp)]
+        if config.backend in ("vllm", "hf") and dp > len(gpus):
+            raise ValueError(f"data_parallel_size={dp} but only GPUs {gpus} are visible")
+        pinned = tuple(gpus[:dp]) if dp > 1 and config.backend != "remote" else None
+        return cls(dp * per_gpu, per_gpu, pinned, worker, builds_together(worker.engine))
+
+    @staticmethod
+    def worker_options(options: EngineOptions) -> EngineOptions:
+        """One worker's options: no pool; on vLLM ``gpu_memory_utilization`` divided between the
+        engines of a GPU, and the engine core in the worker itself (``multiprocessing="off"``)
+        unless set: one process per engine rather than two, and no message per prompt between
+        them (the same throughput for less CPU, ``docs/performance.md``)."""
+        inner = options.without_pool()
+        engine = inner.engine
+        if isinstance(engine, VLLMOptions):
+            per_gpu = options.pool.engines_per_gpu
+            util = engine.gpu_memory_utilization
+            util = round(util / per_gpu, 4) if per_gpu > 1 else util
+            engine = replace(engine, gpu_memory_utilization=util,
+                             multiprocessing=engine.multiprocessing or "off")
+        return replace(inner, engine=engine)
+
+    def gpu(self, worker: int) -> str | None:
+        """The ``CUDA_VISIBLE_DEVICES`` of worker ``worker`` (``None``: unchanged)."""
+        return None if self.gpus is None else self.gpus[worker // self.per_gpu]
 
 
-def _worker(
-    kind: str,
-    model: str,
-    backend: str,
-    max_length: int,
-    options: dict[str, Any],
-    extra: dict[str, Any],
-    gpu: str | None,
-    index: int,
-    tasks: Any,
-    outbox: Any,
-    start_lock: Any = None,
-) -> None:
-    """Worker process: load one engine, then serve tasks until None.
+class StartupRecord:
+    """The pool's start-up: which workers are ready, when, and where their time went.
 
-    A task is ``(job, part, "ids", flat, offsets)`` (token ids) or
-    ``(job, part, "texts", method, kwargs, items)``: items formatted and tokenized here by the
-    model's formatter (``formatter.<method>(items, **kwargs)``), so tokenization runs in
-    parallel in the workers instead of in the parent.
+    ``summary`` holds ``first`` and ``seconds`` (until one and until all were ready) and
+    ``workers`` (each ready worker's ``imports``/``wait`` (for its GPU's build lock)/``engine``/
+    ``tokenizer`` seconds, in worker order); ``all_ready`` is set once every worker is.
     """
-    _name_process(f"qwen3rag-{kind[:3]}{index}")
-    # The pool stops a worker still starting with SIGTERM: leave through Python's exit then, so
-    # multiprocessing's finalizers release the semaphores this process made (else the parent's
-    # resource tracker reports them "leaked").
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    clock = time.perf_counter()
-    times: dict[str, float] = {}
 
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        times[name] = round(now - clock, 2)
-        clock = now
+    def __init__(self, kind: str, size: int, together: bool):
+        self.kind, self.size, self.together = kind, size, together
+        self.ready: dict[int, dict[str, float]] = {}
+        self.summary: dict[str, Any] = {"first": None, "seconds": None, "workers": []}
+        self.all_ready = threading.Event()
+        self._started = time.perf_counter()
 
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    try:
-        from qwen3_rag.engine import bytecode, get_engine
-
-        bytecode.quiet()  # the parent said whatever there is to say about bytecode
-
-        # Slow imports before the GPU's build lock (so workers that build in turn import at
-        # once); only the engine build inside.
-        if backend == "vllm":
-            from qwen3_rag.engine.vllm import vllm_classes
-
-            vllm_classes()
-            # The engine core runs in the worker itself: one process per engine rather than
-            # two, and no message per prompt between them (same throughput with 4 workers on an
-            # H200, less CPU: docs/benchmarks.md, run 10).
-            options = {"multiprocessing": "off", **options}
-        lap("imports")
-        with start_lock if start_lock is not None else contextlib.nullcontext():
-            lap("wait")
-            engine = get_engine(kind, model, backend, max_length=max_length, options=options, **extra)
-        lap("engine")
-        formatter = worker_formatter(kind, engine, model, options, max_length)
-        lap("tokenizer")
-        outbox.put(("ready", index, (getattr(engine, "dimension", None), times)))
-    except BaseException as e:  # report start-up failures to the parent
-        outbox.put(("error", index, f"{type(e).__name__}: {e}"))
-        return
-    while True:
-        msg = tasks.get()
-        if msg is None:
-            break
-        job, part, what, *payload = msg
-        try:
-            if what == "ids":
-                token_ids = unpack(*payload)
-            else:  # ("texts", method, kwargs, items): format and tokenize here, not in the parent
-                method, kwargs, items = payload
-                token_ids = getattr(formatter, method)(items, **kwargs)
-        except (ValueError, TypeError) as e:  # bad input: the caller gets the same error
-            outbox.put((job, part, index, type(e)(str(e))))
-            continue
-        try:
-            result = engine.run(token_ids)
-        except Exception as e:
-            # The engine failed on valid input (e.g. vLLM 0.26's output channel can garble a
-            # message under load, vllm-project/vllm#24655): it may be unusable, so this worker
-            # leaves and the pool fails the batches in flight instead of waiting on it forever.
-            traceback.print_exc()  # the whole story goes to the worker's stderr (the log)
-            err = EngineWorkerError(f"engine worker {index} failed: {type(e).__name__}: {e}")
-            outbox.put((job, part, index, err))
-            break
-        outbox.put((job, part, index, result))
-    with contextlib.suppress(Exception):
-        engine.close()
-    # Leave without interpreter finalization: vLLM's background threads can abort it (a fatal
-    # "PyEval_SaveThread" at exit, seen on an H200) after all the work is done and delivered.
-    outbox.close()
-    outbox.join_thread()
-    # multiprocessing's own exit hooks still run: semaphores this process made (e.g. tqdm's
-    # lock) are released, or the resource tracker reports them "leaked" when the parent exits.
-    mp_util._run_finalizers(0)
-    os._exit(0)
+    def worker_ready(self, worker: int, laps: dict[str, float]) -> None:
+        """Note worker ``worker``'s start-up laps; log the first and the last."""
+        self.ready[worker] = laps
+        seconds = round(time.perf_counter() - self._started, 2)
+        self.summary["workers"] = [self.ready[i] for i in sorted(self.ready)]
+        if len(self.ready) == 1:
+            self.summary["first"] = seconds
+            if self.size > 1 and self.together:
+                logger.info("qwen3_rag: the first of %d %s engine workers is ready after %.1f s; work starts",
+                            self.size, self.kind, seconds)
+        if len(self.ready) < self.size:
+            return
+        self.summary["seconds"] = seconds
+        ready = [sum(t.values()) for t in self.summary["workers"]]  # each worker's own clock
+        slowest = self.summary["workers"][ready.index(max(ready))]
+        logger.info("qwen3_rag: %d %s engine workers ready in %.1f s (each after %s s; slowest: %s)",
+                    self.size, self.kind, seconds, "/".join(f"{r:.1f}" for r in sorted(ready)),
+                    ", ".join(f"{k} {v:.1f} s" for k, v in slowest.items()))
+        self.all_ready.set()
 
 
 def _settle(future: Future[np.ndarray], result: Any = None, error: BaseException | None = None) -> None:
@@ -272,32 +217,27 @@ class _Job:
         self.missing = parts
 
 
-class _Pool:
+class EnginePool:
     """Worker processes fed from one shared queue, and a thread that gathers their results.
 
     A batch is cut into parts (:func:`plan_parts`); idle workers take the next part from the
     queue, so a fast worker is never held up by a slow one and, with batches submitted ahead,
     no worker waits for the caller. A worker that dies fails the batches in flight with an
     error naming it, instead of leaving the caller waiting.
+
+    Attributes:
+        size: number of workers (fixed: the pool never shrinks, it breaks).
+        procs: the worker processes (empty once closed).
+        dimension: the embedding size the workers reported (``None`` for a reranker).
+        parts_done: batch parts each worker has delivered (the shared queue balances them).
+        startup: :attr:`StartupRecord.summary` (where the start-up went).
+        all_ready: set once every worker is ready.
+        on_close: called once the pool has failed or closed.
     """
 
-    def __init__(self, config: EngineConfig, options: dict[str, Any], extra: dict[str, Any]):
-        from qwen3_rag.engine.vllm import _hidden_main
-
-        dp = int(options.get("data_parallel_size", 1))
-        per_gpu = int(options.get("engines_per_gpu", 1))
-        if dp < 1 or per_gpu < 1:
-            raise ValueError("data_parallel_size and engines_per_gpu must be >= 1")
-        inner = {k: v for k, v in options.items() if k not in POOL_OPTIONS}
-        if config.backend == "vllm" and per_gpu > 1:
-            from qwen3_rag.engine.vllm import DEFAULT_VLLM_OPTIONS
-
-            util = inner.get("gpu_memory_utilization", DEFAULT_VLLM_OPTIONS["gpu_memory_utilization"])
-            inner["gpu_memory_utilization"] = round(util / per_gpu, 4)
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        gpus = visible.split(",") if visible else [str(i) for i in range(dp)]
-        if config.backend in ("vllm", "hf") and dp > len(gpus):
-            raise ValueError(f"data_parallel_size={dp} but only GPUs {gpus} are visible")
+    def __init__(self, config: EngineConfig, options: EngineOptions, yes_id: int | None = None,
+                 no_id: int | None = None):
+        layout = PoolLayout.plan(config, options)
         ctx = mp.get_context("spawn")
         self.outbox = ctx.Queue()
         self.tasks = ctx.Queue()
@@ -306,91 +246,64 @@ class _Pool:
         self.pending: dict[int, _Job] = {}
         self.broken: str | None = None
         self.on_close: Any = None
-        self.size = dp * per_gpu
-        """Number of workers (fixed: the pool never shrinks, it breaks)."""
+        self.size = layout.size
         self._close_lock = threading.Lock()
-        self._ready: dict[int, dict[str, float]] = {}
         self.parts_done = [0] * self.size
-        """Batch parts each worker has delivered (the shared queue balances them)."""
         self.collector: threading.Thread | None = None
-        # Engines sharing a GPU build their engines one after another (a lock per GPU): vLLM
-        # sizes its KV cache from the free memory it profiles, and engines profiling side by
-        # side on one GPU misread each other ("No available memory for the cache blocks", seen
-        # on an H200). GPUs proceed in parallel, and so do all engines when
-        # ``kv_cache_memory_bytes`` fixes each one's KV cache, or off vLLM.
-        together = builds_together(config.backend, inner)
-        if not together and per_gpu > 1:
-            logger.warning("qwen3_rag: the %d vLLM engines on each GPU are built one after another; set "
-                           "kv_cache_memory_bytes (e.g. 8000000000) to build them at once", per_gpu)
-        gpu_locks = [None if together else ctx.Lock() for _ in range(dp)]
-        self.procs = [
-            ctx.Process(
-                target=_worker,
-                args=(
-                    config.kind,
-                    config.model,
-                    config.backend,
-                    config.max_length,
-                    inner,
-                    extra,
-                    gpus[w // per_gpu] if dp > 1 and config.backend != "remote" else None,
-                    w,
-                    self.tasks,
-                    self.outbox,
-                    gpu_locks[w // per_gpu],
-                ),
-                daemon=False,
-                name=f"qwen3-rag-{config.kind}-{w}",
-            )
-            for w in range(dp * per_gpu)
-        ]
         self.dimension = None
+        self.record = StartupRecord(config.kind, self.size, layout.together)
+        self.startup = self.record.summary
+        self.all_ready = self.record.all_ready
+        self.procs = self._workers(ctx, config, layout, yes_id, no_id)
         # At interpreter exit multiprocessing joins non-daemon children; close the workers first
         # (finalizers with an exit priority run before that join), or exit would wait forever.
-        mp_util.Finalize(self, _Pool.close, args=(self,), exitpriority=100)
-        self.all_ready = threading.Event()
-        self._started = time.perf_counter()
-        self._together = together
-        self.startup: dict[str, Any] = {"first": None, "seconds": None, "workers": []}
-        """Start-up of the workers: ``first`` and ``seconds``: until one and until all were
-        ready; ``workers``: each ready worker's own ``imports``/``wait`` (for its GPU's build
-        lock)/``engine``/``tokenizer`` seconds, in worker order."""
-        self._kind = config.kind
-        with _hidden_main():
+        mp_util.Finalize(self, EnginePool.close, args=(self,), exitpriority=100)
+        with hidden_main():
             for p in self.procs:  # all start at once: their imports run in parallel
                 p.start()
         # Work starts as soon as one worker is ready (the shared queue feeds whoever is); the
         # collector takes the others' ready messages as they come (:meth:`wait_ready` waits).
         # Not where engines on a GPU are built in turn: those still to build size their KV cache
         # from the free memory they measure, which a working engine would skew.
-        for _ in range(1 if together else self.size):
+        self._await_ready(1 if layout.together else self.size)
+        self.collector = threading.Thread(target=self._collect, name="qwen3-rag-pool", daemon=True)
+        self.collector.start()
+
+    def _workers(self, ctx: Any, config: EngineConfig, layout: PoolLayout, yes_id: int | None,
+                 no_id: int | None) -> list[Any]:
+        """The worker processes (not started), with a build lock per GPU where engines on a GPU
+        are built in turn."""
+        # vLLM sizes its KV cache from the free memory it profiles, and engines profiling side
+        # by side on one GPU misread each other ("No available memory for the cache blocks").
+        # GPUs proceed in parallel, and so do all engines when ``kv_cache_memory_bytes`` fixes
+        # each one's KV cache, or off vLLM.
+        if not layout.together and layout.per_gpu > 1:
+            logger.warning("qwen3_rag: the %d vLLM engines on each GPU are built one after another; set "
+                           "kv_cache_memory_bytes (e.g. 8000000000) to build them at once", layout.per_gpu)
+        groups = -(-layout.size // layout.per_gpu)
+        # held for the pool's life: a lock freed here is gone before a worker unpickles it
+        self._gpu_locks = gpu_locks = [None if layout.together else ctx.Lock() for _ in range(groups)]
+        procs = []
+        for w in range(layout.size):
+            spec = WorkerSpec(config.kind, config.model, config.backend, config.max_length,
+                              layout.worker_options, w, layout.gpu(w), yes_id, no_id)
+            procs.append(ctx.Process(target=worker_main, name=f"qwen3-rag-{config.kind}-{w}", daemon=False,
+                                     args=(spec, self.tasks, self.outbox, gpu_locks[w // layout.per_gpu])))
+        return procs
+
+    def _await_ready(self, count: int) -> None:
+        """Wait for ``count`` workers' ready messages; a start-up error closes the pool."""
+        for _ in range(count):
             status, w, value = self._startup_message()
             if status == "error":
                 self.close()
                 raise RuntimeError(f"an engine worker failed to start: {value}")
             self._worker_ready(w, value)
-        self.collector = threading.Thread(target=self._collect, name="qwen3-rag-pool", daemon=True)
-        self.collector.start()
 
     def _worker_ready(self, w: int, value: tuple[Any, dict[str, float]]) -> None:
-        """Note worker ``w``'s ready message (its dimension and start-up laps); log the start-up."""
-        self.dimension, self._ready[w] = value
-        seconds = round(time.perf_counter() - self._started, 2)
-        self.startup["workers"] = [self._ready[i] for i in sorted(self._ready)]
-        if len(self._ready) == 1:
-            self.startup["first"] = seconds
-            if self.size > 1 and self._together:
-                logger.info("qwen3_rag: the first of %d %s engine workers is ready after %.1f s; work starts",
-                            self.size, self._kind, seconds)
-        if len(self._ready) < self.size:
-            return
-        self.startup["seconds"] = seconds
-        ready = [sum(t.values()) for t in self.startup["workers"]]  # each worker's own clock
-        slowest = self.startup["workers"][ready.index(max(ready))]
-        logger.info("qwen3_rag: %d %s engine workers ready in %.1f s (each after %s s; slowest: %s)",
-                    self.size, self._kind, seconds, "/".join(f"{r:.1f}" for r in sorted(ready)),
-                    ", ".join(f"{k} {v:.1f} s" for k, v in slowest.items()))
-        self.all_ready.set()
+        """Note worker ``w``'s ready message: its dimension and start-up laps."""
+        self.dimension, laps = value
+        self.record.worker_ready(w, laps)
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until every worker is ready (the pool takes work as soon as one is).
@@ -403,7 +316,7 @@ class _Pool:
             if self.broken:
                 raise RuntimeError(self.broken)
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"{len(self._ready)} of {self.size} engine workers ready "
+                raise TimeoutError(f"{len(self.record.ready)} of {self.size} engine workers ready "
                                    f"after {timeout} s")
 
     def _startup_message(self) -> tuple[str, int, Any]:
@@ -554,7 +467,7 @@ class _Pool:
         for w, p in enumerate(procs):
             if p.pid is None:  # never started
                 continue
-            if w in self._ready:  # a working engine: let it finish its part and stop
+            if w in self.record.ready:  # a working engine: let it finish its part and stop
                 p.join(timeout=max(0.1, deadline - time.monotonic()))
             if p.is_alive():
                 p.terminate()
@@ -566,7 +479,7 @@ class _Pool:
 class _PoolMixin:
     """What both pool engines share: submit to the pool, close it."""
 
-    pool: _Pool
+    pool: EnginePool
     #: the workers format and tokenize texts themselves (see :func:`qwen3_rag.batching.stream`)
     formats_in_workers = True
 
@@ -596,12 +509,16 @@ class _PoolMixin:
         super().close()  # type: ignore[misc]
 
 
-class PoolEmbeddingEngine(_PoolMixin, EmbeddingEngine):
-    """Embedding engines in several processes, used as one."""
+def _pool_options(config: EngineConfig, options: EngineOptions | Mapping[str, Any]) -> EngineOptions:
+    return EngineOptions.build(config.backend, options)
 
-    def __init__(self, config: EngineConfig, options: dict[str, Any]):
-        super().__init__(config, options)
-        self.pool = _Pool(config, options, {})
+
+class PoolEmbeddingEngine(_PoolMixin, EmbeddingEngine):
+    """Embedding engines in several processes, used as one (``options``: with the pool's)."""
+
+    def __init__(self, config: EngineConfig, options: EngineOptions | Mapping[str, Any]):
+        super().__init__(config, _pool_options(config, options))
+        self.pool = EnginePool(config, self.options)
         self.pool.on_close = self._pool_closed
         self.dimension = int(self.pool.dimension)
         self.preferred_batch_size = 8192 * self.pool.size
@@ -614,11 +531,12 @@ class PoolEmbeddingEngine(_PoolMixin, EmbeddingEngine):
 
 
 class PoolRerankEngine(_PoolMixin, RerankEngine):
-    """Reranker engines in several processes, used as one."""
+    """Reranker engines in several processes, used as one (``options``: with the pool's)."""
 
-    def __init__(self, config: EngineConfig, options: dict[str, Any], yes_id: int | None, no_id: int | None):
-        super().__init__(config, options)
-        self.pool = _Pool(config, options, {"yes_id": yes_id, "no_id": no_id})
+    def __init__(self, config: EngineConfig, options: EngineOptions | Mapping[str, Any], yes_id: int | None,
+                 no_id: int | None):
+        super().__init__(config, _pool_options(config, options))
+        self.pool = EnginePool(config, self.options, yes_id=yes_id, no_id=no_id)
         self.pool.on_close = self._pool_closed
         self.preferred_batch_size = 4096 * self.pool.size
 
@@ -627,3 +545,20 @@ class PoolRerankEngine(_PoolMixin, RerankEngine):
 
     def score(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
         return self.run(token_ids)
+
+
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "PART_TOKENS",
+    "SPLIT_MIN_TOKENS",
+    "EnginePool",
+    "EngineWorkerError",
+    "PoolEmbeddingEngine",
+    "PoolLayout",
+    "PoolRerankEngine",
+    "StartupRecord",
+    "approx_tokens",
+    "builds_together",
+    "plan_parts",
+    "split_by_tokens",
+]

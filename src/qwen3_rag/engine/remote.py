@@ -20,13 +20,13 @@ Start vLLM with::
 
 (the client's ``max_length`` must not exceed the server's ``--max-model-len``).
 
-Options: ``base_url`` (required, e.g. ``http://127.0.0.1:8000``), ``api_key`` (sent as a
-Bearer token), ``timeout`` (seconds per request, default 60), ``max_retries`` (default 3:
-retries with exponential backoff on connection errors, timeouts, 429 and 5xx; other 4xx fail
-at once with the server's message), ``server`` (``"auto"``, ``"vllm"`` or ``"qwen3-rag"``;
-auto asks ``GET /health``, which only ``qwen3-rag serve`` answers with JSON),
-``batch_size`` (sequences per HTTP request, default 128) and ``tokenizer`` (where the
-client-side tokenizer comes from; default: ``model``).
+Options: :class:`~qwen3_rag.engine.options.RemoteOptions`: ``base_url`` (required, e.g.
+``http://127.0.0.1:8000``), ``api_key`` (sent as a Bearer token), ``timeout`` (seconds per
+request, default 60), ``max_retries`` (default 3: retries with exponential backoff on
+connection errors, timeouts, 429 and 5xx; other 4xx fail at once with the server's message),
+``server`` (``"auto"``, ``"vllm"`` or ``"qwen3-rag"``; auto asks ``GET /health``, which only
+``qwen3-rag serve`` answers with JSON), ``batch_size`` (sequences per HTTP request, default
+128) and ``tokenizer`` (where the client-side tokenizer comes from; default: ``model``).
 
 Example (with a server running)::
 
@@ -41,18 +41,18 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from qwen3_rag.engine.base import EmbeddingEngine, EngineConfig, RerankEngine, l2_normalize
+from qwen3_rag.engine.options import EngineOptions, RemoteOptions, check_base_url
 
 logger = logging.getLogger("qwen3_rag")
 
-SERVERS = ("auto", "vllm", "qwen3-rag")
-_KNOWN = {"base_url", "api_key", "timeout", "max_retries", "server", "batch_size", "tokenizer",
-          "backoff"}
+#: what the engines' constructors take as options (a mapping is built into RemoteOptions)
+Options = RemoteOptions | EngineOptions | Mapping[str, Any]
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
 PROBE_TEXT = "dimension probe"
@@ -115,8 +115,7 @@ class RemoteClient:
         backoff: float = 0.5,
     ):
         httpx = _httpx()
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+        check_base_url(base_url)
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         if timeout <= 0:
@@ -180,38 +179,23 @@ class RemoteClient:
 
 class _RemoteMixin:
     config: EngineConfig
-    options: dict[str, Any]
+    options: RemoteOptions
     preferred_batch_size: int
 
     def _setup(self) -> None:
-        unknown = set(self.options) - _KNOWN
-        if unknown:
-            raise TypeError(f"unknown option(s) for the remote backend: {sorted(unknown)}")
-        base_url = self.options.get("base_url")
-        if not base_url:
-            raise ValueError("the remote backend needs base_url=, e.g. base_url='http://127.0.0.1:8000'")
-        server = self.options.get("server", "auto")
-        if server not in SERVERS:
-            raise ValueError(f"server must be one of {SERVERS}, got {server!r}")
-        self.client = RemoteClient(
-            base_url,
-            api_key=self.options.get("api_key"),
-            timeout=float(self.options.get("timeout", 60.0)),
-            max_retries=int(self.options.get("max_retries", 3)),
-            backoff=float(self.options.get("backoff", 0.5)),
-        )
-        batch = int(self.options.get("batch_size", 128))
-        if batch < 1:
-            raise ValueError(f"batch_size must be positive, got {batch}")
-        self.preferred_batch_size = batch
+        opts = self.options
+        self.client = RemoteClient(opts.base_url or "", api_key=opts.api_key, timeout=opts.timeout,
+                                   max_retries=opts.max_retries, backoff=opts.backoff)
+        self.preferred_batch_size = opts.batch_size
         self.health: dict[str, Any] | None = None
+        server = opts.server
         if server != "vllm":
             health = self.client.get("/health")
             if isinstance(health, dict) and health.get("service") == "qwen3-rag":
                 self.health = health
                 server = "qwen3-rag"
             elif server == "qwen3-rag":
-                raise RemoteError(f"{base_url} is not a qwen3-rag service (GET /health: {health!r})")
+                raise RemoteError(f"{opts.base_url} is not a qwen3-rag service (GET /health: {health!r})")
             else:
                 server = "vllm"
         self.server = server
@@ -239,8 +223,8 @@ class _RemoteMixin:
 class RemoteEmbeddingEngine(_RemoteMixin, EmbeddingEngine):
     """Embeddings from ``POST /v1/embeddings`` with token-id inputs."""
 
-    def __init__(self, config: EngineConfig, options: dict[str, Any]):
-        super().__init__(config, options)
+    def __init__(self, config: EngineConfig, options: Options):
+        super().__init__(config, RemoteOptions.coerce(options))
         self._setup()
         info = (self.health or {}).get("embedding") or {}
         if self.health is not None and not info:
@@ -268,8 +252,8 @@ class RemoteEmbeddingEngine(_RemoteMixin, EmbeddingEngine):
 class RemoteRerankEngine(_RemoteMixin, RerankEngine):
     """P(yes) from ``POST /classify`` with token-id inputs (the converted Qwen3-Reranker)."""
 
-    def __init__(self, config: EngineConfig, options: dict[str, Any]):
-        super().__init__(config, options)
+    def __init__(self, config: EngineConfig, options: Options):
+        super().__init__(config, RemoteOptions.coerce(options))
         self._setup()
         if self.health is not None and not self.health.get("reranker"):
             raise RemoteError(f"{self.client.base_url} serves no reranker")

@@ -1,33 +1,32 @@
 """Small calls to a latency engine, the rest to a throughput engine (vLLM option ``fast_path_tokens``).
 
 vLLM is built for throughput: a call of one query or 20 reranker prompts costs 8-30 ms of
-front end and per-layer Python while its kernels take 1.5-3 ms (``docs/benchmarks.md``,
-session 3), and vLLM 0.26 captures no whole-forward CUDA graph for pooling models. With
+front end and per-layer Python while its kernels take 1.5-3 ms (``docs/performance.md``), and
+vLLM captures no whole-forward CUDA graph for pooling models. With
 ``fast_path_tokens=N`` the vLLM backend also loads the same checkpoint with transformers on
 the GPU, captures CUDA graphs for padded shapes of up to N tokens
 (:mod:`qwen3_rag.engine.cuda_graphs`), and sends every call that fits one of them there;
 larger calls (indexing, a reranking job) go to vLLM as before. ``qwen3-rag serve`` turns it on
 for its embedder and reranker. ``fast_path_compile=True`` compiles the copy's decoder layers
-first (the hf option ``torch_compile``): fused kernels, so fewer of them per replay.
+first (the hf option ``torch_compile``): fused kernels, so fewer of them per replay. Both
+options are :class:`~qwen3_rag.engine.options.FastPathOptions`.
 
 Both engines compute the same function of the same token ids (last-token pooling; P(yes) from
-the yes/no logits), checked against each other on a GPU in ``tests/test_gpu.py``.
+the yes/no logits), checked against each other on a GPU in ``tests/engine/test_gpu.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from qwen3_rag.engine.base import EmbeddingEngine, Engine, EngineConfig, RerankEngine
-
-#: options of the vLLM engine that the transformers copy takes too
-SHARED_OPTIONS = ("dtype", "trust_remote_code")
+from qwen3_rag.engine.options import FastPathOptions
 
 
-def fast_options(options: dict[str, Any], fast_path_tokens: Any, compile: Any = False) -> dict[str, Any]:
+def fast_options(options: Mapping[str, Any], fast_path_tokens: Any, compile: Any = False) -> dict[str, Any]:
     """hf-backend options of the fast path for a vLLM engine's ``options`` (``compile``: the vLLM
     option ``fast_path_compile``, the fast path's ``torch_compile``).
 
@@ -36,20 +35,10 @@ def fast_options(options: dict[str, Any], fast_path_tokens: Any, compile: Any = 
         >>> opts["graph_max_tokens"], opts["dtype"], "max_num_seqs" in opts
         (4096, 'bfloat16', False)
     """
-    try:
-        tokens = int(fast_path_tokens)
-    except (TypeError, ValueError):
-        raise ValueError(f"fast_path_tokens must be a number of tokens, got {fast_path_tokens!r}") from None
-    if tokens < 16:
-        raise ValueError(f"fast_path_tokens must be at least 16 (or 0: off), got {tokens}")
-    if not isinstance(compile, bool):
-        raise ValueError(f"fast_path_compile must be true or false, got {compile!r}")
-    opts: dict[str, Any] = {"device": "cuda", "cuda_graphs": True, "graph_max_tokens": tokens,
-                            "max_batch_size": 32, "torch_compile": compile}
-    opts.update({k: options[k] for k in SHARED_OPTIONS if k in options})
-    if opts.get("dtype") in (None, "auto"):
-        opts["dtype"] = "bfloat16"
-    return opts
+    fast = FastPathOptions(fast_path_tokens=fast_path_tokens, fast_path_compile=compile)
+    if not fast.enabled:
+        raise ValueError("fast_path_tokens must be at least 16 for a fast path (0: off)")
+    return fast.hf_options(options)
 
 
 class _Routed:
@@ -68,7 +57,7 @@ class _Routed:
         self.closed = True
 
 
-def _init(routed: Any, config: EngineConfig, options: dict[str, Any], bulk: Engine, fast: Engine) -> None:
+def _init(routed: Any, config: EngineConfig, options: Any, bulk: Engine, fast: Engine) -> None:
     Engine.__init__(routed, config, options)
     routed.bulk, routed.fast = bulk, fast
     routed.preferred_batch_size = bulk.preferred_batch_size
@@ -77,8 +66,7 @@ def _init(routed: Any, config: EngineConfig, options: dict[str, Any], bulk: Engi
 class RoutedEmbeddingEngine(_Routed, EmbeddingEngine):
     """An embedding engine that sends calls fitting ``fast``'s CUDA graphs there, the rest to ``bulk``."""
 
-    def __init__(self, config: EngineConfig, options: dict[str, Any], bulk: EmbeddingEngine,
-                 fast: EmbeddingEngine):
+    def __init__(self, config: EngineConfig, options: Any, bulk: EmbeddingEngine, fast: EmbeddingEngine):
         _init(self, config, options, bulk, fast)
         if fast.dimension != bulk.dimension:
             raise ValueError(f"fast path dimension {fast.dimension} != {bulk.dimension}")
@@ -91,7 +79,7 @@ class RoutedEmbeddingEngine(_Routed, EmbeddingEngine):
 class RoutedRerankEngine(_Routed, RerankEngine):
     """A reranking engine that sends calls fitting ``fast``'s CUDA graphs there, the rest to ``bulk``."""
 
-    def __init__(self, config: EngineConfig, options: dict[str, Any], bulk: RerankEngine, fast: RerankEngine):
+    def __init__(self, config: EngineConfig, options: Any, bulk: RerankEngine, fast: RerankEngine):
         _init(self, config, options, bulk, fast)
 
     def score(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:

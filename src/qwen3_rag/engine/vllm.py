@@ -5,10 +5,11 @@ converted on load into a yes/no sequence classifier (``classifier_from_token``),
 classification returns P(yes) computed from the full logits of the two tokens. Both go through
 ``LLM.encode`` and read the pooled tensors directly (no Python lists of floats).
 
-Every keyword option passes through to ``vllm.LLM`` (``gpu_memory_utilization``,
-``max_num_seqs``, ``max_num_batched_tokens``, ``enable_prefix_caching``, ``dtype``,
-``tensor_parallel_size``, ...). Defaults leave room for an embedder and a reranker on one GPU
-in one process (``gpu_memory_utilization=0.35`` each).
+Options: :class:`~qwen3_rag.engine.options.VLLMOptions`; they pass through to ``vllm.LLM``
+(``gpu_memory_utilization``, ``max_num_seqs``, ``max_num_batched_tokens``,
+``enable_prefix_caching``, ``dtype``, ``tensor_parallel_size``, and any other of its engine
+arguments). Defaults leave room for an embedder and a reranker on one GPU in one process
+(``gpu_memory_utilization=0.35`` each).
 
 Start method: vLLM forks its engine-core process by default, and a fork taken after CPU
 torch work can deadlock; two engines in one process (in-process mode) clash over vLLM's
@@ -16,10 +17,9 @@ global CUDA-graph state. Unless the caller set ``VLLM_ENABLE_V1_MULTIPROCESSING`
 ``VLLM_WORKER_MULTIPROC_METHOD``, the option ``multiprocessing`` decides: ``"spawn"``
 (default) starts each engine core in a spawned process, with ``__main__`` hidden so scripts
 need no ``if __name__ == "__main__":`` guard; ``"off"`` runs it in this process. In-process
-skips a message per prompt each way, so it is faster for one caller (measured on an H200:
-single-engine embedding 2,859 against 2,506 docs/s; one call of 32 prompts 12-15.5 ms against
-28.8 ms; ``docs/benchmarks.md``); pool workers and the service's reranker use it. A second in-process
-engine while one is alive would clash, so it is spawned instead (with a warning).
+skips a message per prompt each way, so it is faster for one caller (``docs/performance.md``);
+pool workers and the service's reranker use it. A second in-process engine while one is alive
+would clash, so it is spawned instead (with a warning).
 """
 
 from __future__ import annotations
@@ -27,17 +27,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from qwen3_rag.engine.base import EmbeddingEngine, EngineConfig, RerankEngine, l2_normalize
+from qwen3_rag.engine.options import EngineOptions, VLLMOptions
+from qwen3_rag.engine.spawn import hidden_main
 from qwen3_rag.formats import VLLM_RERANKER_OVERRIDES
-
-DEFAULT_VLLM_OPTIONS: dict[str, Any] = {"gpu_memory_utilization": 0.35}
 
 logger = logging.getLogger("qwen3_rag")
 _inprocess_lock = threading.Lock()
@@ -101,26 +100,7 @@ def parse_probabilities(outputs: Sequence[Any]) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _hidden_main() -> Iterator[None]:
-    """Hide ``__main__``'s file and spec while vLLM spawns its engine-core process.
-
-    A spawned child re-runs the parent's main script unless it has no file/spec; vLLM's
-    engine core needs nothing from ``__main__`` (its entry point lives in vllm), so hiding
-    them lets scripts without an ``if __name__ == "__main__":`` guard use the spawn method.
-    """
-    main = sys.modules.get("__main__")
-    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main and k in main.__dict__}
-    try:
-        for k in saved:
-            setattr(main, k, None) if k == "__spec__" else delattr(main, k)
-        yield
-    finally:
-        for k, v in saved.items():
-            setattr(main, k, v)
-
-
-@contextlib.contextmanager
-def _start_method(mode: str) -> Iterator[None]:
+def start_method(mode: str) -> Iterator[None]:
     """Set how vLLM starts its engine core, for the duration of engine construction.
 
     ``"spawn"`` (default): a fresh process per engine (no fork after CPU torch work, no global
@@ -141,7 +121,7 @@ def _start_method(mode: str) -> Iterator[None]:
     os.environ.update(env)
     try:
         if mode == "spawn":
-            with _hidden_main():
+            with hidden_main():
                 yield
         else:
             yield
@@ -153,16 +133,13 @@ def _start_method(mode: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def engine_kwargs(config: EngineConfig, options: dict[str, Any]) -> dict[str, Any]:
+def engine_kwargs(config: EngineConfig, options: VLLMOptions | Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments given to ``vllm.LLM`` (unit-tested without vLLM)."""
-
-    opts = {**DEFAULT_VLLM_OPTIONS, **options}
-    opts.pop("multiprocessing", None)
     kwargs: dict[str, Any] = {
         "model": config.model,
         "runner": "pooling",
         "max_model_len": config.max_length,
-        **opts,
+        **VLLMOptions.coerce(options).llm_kwargs(),
     }
     if config.kind == "reranker":
         overrides = dict(VLLM_RERANKER_OVERRIDES)
@@ -186,13 +163,18 @@ def resolve_start_method(mode: str, inprocess_live: int) -> str:
     return mode
 
 
+def inprocess_engines() -> int:
+    """How many engines of this process run their engine core in this process."""
+    with _inprocess_lock:
+        return _inprocess_live
+
+
 def vllm_classes() -> tuple[Any, Any]:
     """``vllm.LLM`` and ``vllm.config.PoolerConfig``, imported (a clear error without vLLM).
 
     ``import vllm`` alone loads torch and little else (vLLM's names load lazily); this import
-    of the engine's modules is most of the rest (about 10 s per worker in run 27's logs on an
-    H200 host, four at once), which is why pool workers call it before they queue for their
-    GPU's build lock.
+    of the engine's modules is most of the rest (seconds per process), which is why pool
+    workers call it before they queue for their GPU's build lock.
     """
     try:
         from vllm import LLM
@@ -202,7 +184,7 @@ def vllm_classes() -> tuple[Any, Any]:
     return LLM, PoolerConfig
 
 
-def _make_llm(config: EngineConfig, options: dict[str, Any]) -> tuple[Any, bool]:
+def _make_llm(config: EngineConfig, options: VLLMOptions) -> tuple[Any, bool]:
     """The ``vllm.LLM`` and whether its engine core runs in this process."""
     global _inprocess_live
     LLM, PoolerConfig = vllm_classes()
@@ -210,8 +192,8 @@ def _make_llm(config: EngineConfig, options: dict[str, Any]) -> tuple[Any, bool]
     if config.kind == "embedding" and "pooler_config" not in kwargs:
         kwargs["pooler_config"] = PoolerConfig(seq_pooling_type="LAST", use_activation=True)
     with _inprocess_lock:
-        mode = resolve_start_method(options.get("multiprocessing", "spawn"), _inprocess_live)
-        with _start_method(mode):
+        mode = resolve_start_method(options.start_method, _inprocess_live)
+        with start_method(mode):
             inprocess = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0"
             llm = LLM(**kwargs)
         _inprocess_live += inprocess
@@ -221,6 +203,7 @@ def _make_llm(config: EngineConfig, options: dict[str, Any]) -> tuple[Any, bool]
 class _VLLMMixin:
     llm: Any
     inprocess: bool = False
+    options: VLLMOptions
 
     def own_tokenizer(self) -> Any | None:
         """vLLM's tokenizer (``LLM.get_tokenizer()``) when it tokenizes as
@@ -262,9 +245,9 @@ class VLLMEmbeddingEngine(_VLLMMixin, EmbeddingEngine):
 
     preferred_batch_size = 8192
 
-    def __init__(self, config: EngineConfig, options: dict[str, Any]):
-        super().__init__(config, options)
-        self.llm, self.inprocess = _make_llm(config, options)
+    def __init__(self, config: EngineConfig, options: VLLMOptions | EngineOptions | Mapping[str, Any]):
+        super().__init__(config, VLLMOptions.coerce(options))
+        self.llm, self.inprocess = _make_llm(config, self.options)
         self.dimension = int(self.llm.llm_engine.model_config.get_hidden_size())
 
     def embed(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
@@ -279,9 +262,9 @@ class VLLMRerankEngine(_VLLMMixin, RerankEngine):
 
     preferred_batch_size = 4096
 
-    def __init__(self, config: EngineConfig, options: dict[str, Any]):
-        super().__init__(config, options)
-        self.llm, self.inprocess = _make_llm(config, options)
+    def __init__(self, config: EngineConfig, options: VLLMOptions | EngineOptions | Mapping[str, Any]):
+        super().__init__(config, VLLMOptions.coerce(options))
+        self.llm, self.inprocess = _make_llm(config, self.options)
 
     def score(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
         prompts = build_prompts(token_ids)

@@ -26,7 +26,8 @@ class Qwen3Embedding(BaseEmbedding):
         dimensions: Matryoshka size; ``None`` keeps the model's full size.
         max_length: longest sequence in tokens.
         embed_batch_size: texts per call (LlamaIndex batches ``get_text_embedding_batch``).
-        engine_kwargs: backend options (``device`` for hf, ``gpu_memory_utilization`` for vLLM...).
+        engine_kwargs: backend options (``device`` for hf, ``gpu_memory_utilization`` for vLLM...:
+            :mod:`qwen3_rag.engine.options`); a misspelt name is an error naming the nearest one.
 
     Example:
         >>> from llama_index.embeddings.qwen3_rag import Qwen3Embedding
