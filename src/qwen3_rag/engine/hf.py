@@ -132,6 +132,7 @@ class _HFEngineMixin:
         """A :class:`~qwen3_rag.engine.cuda_graphs.GraphRunner` over this engine's forward, for
         batches of up to ``max_tokens`` padded tokens (``capture=False``: the same padded
         computation run eagerly, which is what a CPU can check)."""
+        # transformers keeps the attention implementation it resolved there (no public accessor)
         attn = getattr(self.model.config, "_attn_implementation", "sdpa")
         if attn not in ("sdpa", "eager"):
             raise ValueError(f"cuda_graphs needs attn_implementation 'sdpa' or 'eager', got {attn!r}")
