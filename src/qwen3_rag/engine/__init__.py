@@ -185,6 +185,7 @@ __all__ = [
     "EmbeddingEngine",
     "Engine",
     "EngineConfig",
+    "EngineOptions",
     "RerankEngine",
     "get_engine",
     "loaded_engines",
