@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qwen3_rag.sources import BadInputError
+from qwen3_rag.indexing.sources import BadInputError
 
 Qrels = dict[str, dict[str, int]]
 """query id → {document id → graded relevance}."""

@@ -13,7 +13,7 @@ from qwen3_rag.cli.common import (
     key_values,
     print_json,
 )
-from qwen3_rag.faiss_index import INDEX_KINDS
+from qwen3_rag.store import INDEX_KINDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -26,7 +26,7 @@ from qwen3_rag.cli.common import (
     print_json,
     table,
 )
-from qwen3_rag.faiss_index import INDEX_KINDS
+from qwen3_rag.store import INDEX_KINDS
 
 TOP_IDS = 10
 """Document ids kept per query in the JSON output (of each ranking)."""
@@ -60,8 +60,7 @@ def _label(instruction: str) -> str:
 
 def _store(kind: str, vectors: Any, ids: list[str], texts: list[str]) -> Any:
     from qwen3_rag.cli import CLIError
-    from qwen3_rag.faiss_index import IndexSpec
-    from qwen3_rag.store import FaissStore
+    from qwen3_rag.store import FaissStore, IndexSpec
 
     n, dim = vectors.shape
     store = FaissStore(dim, index=IndexSpec.for_size(kind, n, dim))

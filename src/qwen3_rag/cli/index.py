@@ -13,7 +13,7 @@ from qwen3_rag.cli.common import (
     print_json,
     progress_wanted,
 )
-from qwen3_rag.faiss_index import INDEX_KINDS
+from qwen3_rag.store import INDEX_KINDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from qwen3_rag.indexing import index_corpus, interrupted_run
-    from qwen3_rag.sources import open_source
+    from qwen3_rag.indexing import index_corpus, interrupted_run, open_source
     from qwen3_rag.store import read_manifest
 
     if args.chunk_overlap is not None and args.chunk_tokens is None:

@@ -38,12 +38,13 @@ from typing import Any
 import numpy as np
 
 from qwen3_rag.formats import check_texts
-from qwen3_rag.store import layout, query
 from qwen3_rag.store.bulk import BulkLoad
 from qwen3_rag.store.documents import Documents, Hit, Record, document_rows
 from qwen3_rag.store.faiss_lib import faiss_module
 from qwen3_rag.store.fingerprint import check_fingerprint, fingerprint_of
 from qwen3_rag.store.kinds import IndexSpec, choose_kind, spec_of
+from qwen3_rag.store.layout import FORMAT_VERSION, check_count, open_version, save_version
+from qwen3_rag.store.query import hits, nearest
 from qwen3_rag.store.vectors import VectorIndex, as_matrix
 
 
@@ -306,10 +307,10 @@ class FaissStore:
             allowed = self._documents.filter_keys(filter) if filter is not None else None
             if allowed is not None and len(allowed) == 0:
                 return empty
-            scores, keys = query.nearest(self._vectors, q, k, count=len(self), allowed=allowed,
+            scores, keys = nearest(self._vectors, q, k, count=len(self), allowed=allowed,
                                          all_keys=self._documents.keys)
             rows = self._documents.rows(np.unique(keys[keys >= 0]))
-        return query.hits(scores, keys, rows, k, score_threshold)
+        return hits(scores, keys, rows, k, score_threshold)
 
     # ------------------------------------------------------------------ persistence
     def manifest(self) -> dict[str, Any]:
@@ -318,7 +319,7 @@ class FaissStore:
 
         with self._lock:
             return {
-                "format_version": layout.FORMAT_VERSION,
+                "format_version": FORMAT_VERSION,
                 "dimension": self.dim,
                 "count": len(self),
                 "next_iid": self._documents.next_key,
@@ -346,7 +347,7 @@ class FaissStore:
             if self.auto:
                 self.optimize()
             self._vectors.ensure_index()
-            layout.save_version(target, self._vectors, self._documents, self.manifest())
+            save_version(target, self._vectors, self._documents, self.manifest())
             if self.path is None:
                 self.path = target
         return target
@@ -361,7 +362,7 @@ class FaissStore:
         fingerprint dict), raises :class:`EmbedderMismatchError` when it isn't the embedder
         the store was built with.
         """
-        manifest, vectors, documents = layout.open_version(path)
+        manifest, vectors, documents = open_version(path)
         parts = StoreParts(
             vectors, documents, auto=bool(manifest.get("auto", False)), fingerprint=manifest.get("embedder"),
             created_at=float(manifest.get("created_at", time.time())),
@@ -369,7 +370,7 @@ class FaissStore:
         )
         store = cls(manifest["dimension"], path, gpu=gpu, parts=parts)
         store.check_embedder(embedder)
-        layout.check_count(path, manifest, len(store))
+        check_count(path, manifest, len(store))
         return store
 
     @classmethod

@@ -1,0 +1,338 @@
+"""Corpus indexing as a job: :class:`IndexJob` (and :func:`index_corpus`, its one-call form).
+
+A job is one source into one store directory. It checks the store and the embedder, opens the
+staging files (:mod:`~qwen3_rag.indexing.staging`) and refuses to resume a run of other
+settings, streams the source into them (:mod:`~qwen3_rag.indexing.stream`) while a
+:class:`~qwen3_rag.indexing.builder.StoreBuilder` builds the store in the background, then
+adds the last rows, saves the store atomically and removes the staging files. A job killed at
+any point (SIGKILL included) is resumed by running it again: the committed source positions
+are skipped and the batches after them are made exactly as in an uninterrupted run, so the
+final store is the same (same ids, same vectors). Vectors of repeated ids are dropped (the
+last record wins).
+
+Example:
+    >>> IndexOptions(batch_size=8).settings("corpus.jsonl", {"model": "m", "dimension": 4})["batch_size"]
+    8
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qwen3_rag.indexing.builder import StoreBuilder
+from qwen3_rag.indexing.chunking import check_chunking
+from qwen3_rag.indexing.sources import EmptyCorpusError, open_source
+from qwen3_rag.indexing.staging import STAGING, Staging, remove_staging
+from qwen3_rag.indexing.stream import Streamer
+from qwen3_rag.store import CURRENT, FaissStore, check_fingerprint, fingerprint_of, read_manifest
+
+logger = logging.getLogger("qwen3_rag")
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """How a job reads, chunks, embeds and stages its source (see :func:`index_corpus`)."""
+
+    batch_size: int = 64
+    commit_every: int = 1024
+    chunk_tokens: int | None = None
+    chunk_overlap: int = 32
+    text_field: str = "text"
+    id_field: str = "id"
+    skip_bad_lines: bool = False
+    show_progress: bool | None = None
+    index: Any = "auto"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.commit_every < 1:
+            raise ValueError(f"batch_size and commit_every must be positive, got {self.batch_size}, "
+                             f"{self.commit_every}")
+        check_chunking(self.chunk_tokens, self.chunk_overlap)
+
+    def settings(self, source: str, fingerprint: dict[str, Any]) -> dict[str, Any]:
+        """What a resumed run must share with the interrupted one (kept in the staging files)."""
+        return {
+            "source": source, "text_field": self.text_field, "id_field": self.id_field,
+            "chunk_tokens": self.chunk_tokens,
+            "chunk_overlap": self.chunk_overlap if self.chunk_tokens else None,
+            "batch_size": self.batch_size, "embedder": fingerprint,
+        }
+
+
+@dataclass
+class IndexReport:
+    """What :func:`index_corpus` did."""
+
+    store_path: str
+    positions: int
+    """Source positions (records, bad lines included) consumed in total."""
+    documents: int
+    """Documents indexed (over all runs of this job)."""
+    chunks: int
+    """Vectors added (= documents without chunking)."""
+    skipped: int
+    """Bad lines skipped (``skip_bad_lines=True``)."""
+    resumed_from: int
+    """Source position this run started from (0 for a fresh run)."""
+    store_size: int
+    index_kind: str
+    elapsed_s: float
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase: ``stream`` (read, embed, stage), ``build`` (after the stream, until the
+    store is ready), ``save``; and, wherever they ran (mostly in the background during the
+    stream), ``train`` and ``add`` (vectors into Faiss, rows into the store's database).
+    ``qwen3-rag index`` puts ``load`` first: building the embedder's engines, before this ran."""
+    replaced: int | None = None
+    """Vectors added that replaced a document of the same id (an id repeated in the corpus, or
+    already in the store: the later record wins); None where unknown (a run resumed after its
+    store was saved)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict."""
+        return asdict(self)
+
+
+class IndexJob:
+    """One corpus into one store directory, resumable exactly (see the module docstring).
+
+    Args:
+        source: what :func:`~qwen3_rag.indexing.sources.open_source` opens.
+        store_path: the store directory (created, or added to).
+        embedder: a ``Qwen3Embedder`` (or any object with ``embed_documents`` and a
+            ``fingerprint``; a ``tokenizer`` when chunking).
+        options: how to read, chunk, embed and stage.
+
+    Raises ``FileNotFoundError`` for a missing source, ``ValueError`` for a store path that is
+    a file or an index choice the existing store doesn't have, ``EmbedderMismatchError`` for
+    another embedder than the store's.
+    """
+
+    def __init__(self, source: Any, store_path: str | os.PathLike[str], embedder: Any, options: IndexOptions):
+        self.started = time.perf_counter()
+        self.options = options
+        self.source = open_source(source)
+        self.root = Path(store_path)
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"the store must be a directory, and {self.root} is a file")
+        self.embedder = embedder
+        fingerprint = fingerprint_of(embedder)
+        assert fingerprint is not None
+        self.fingerprint = fingerprint
+        self.has_store = (self.root / CURRENT).is_file()
+        if self.has_store:
+            self._check_store()
+        self.created = False
+        self.staging: Staging | None = None
+        self.builder: StoreBuilder | None = None
+        self.resumed_from = 0
+        self.timings: dict[str, float] = {}
+
+    def _check_store(self) -> None:
+        _, manifest = read_manifest(self.root)
+        check_fingerprint(manifest.get("embedder"), manifest["dimension"], self.embedder,
+                          f"store {self.root}")
+        kind = (manifest.get("index") or {}).get("kind")
+        index = self.options.index
+        if isinstance(index, str) and index != "auto" and kind and index != kind:
+            raise ValueError(f"store {self.root} already has a {kind!r} index; index={index!r} (--index) is "
+                             "for a new store: leave it out to add to this one")
+
+    # ------------------------------------------------------------------ steps
+    def open(self, resume: bool = True) -> Staging:
+        """Create the store directory and open the staging files: a new run, or the interrupted
+        one of the same settings (``resume=False`` discards it)."""
+        self.created = not self.root.exists()
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            remove_staging(self.root / STAGING)
+        st = Staging(self.root / STAGING, self.fingerprint["dimension"])
+        settings = self.options.settings(self.source.name, self.fingerprint)
+        previous = st.get("settings")
+        if previous is None:
+            st.set("settings", settings)
+            st.set("run_id", uuid.uuid4().hex)
+            count = self.source.count()
+            st.set("expected", int(count) if count else None)  # source records, to plan the index
+            st.conn.commit()
+        elif previous != settings:
+            diff = sorted(k for k in settings if previous.get(k) != settings[k])
+            st.close()
+            raise ValueError(
+                f"{self.root / STAGING} holds an interrupted run with other settings ({', '.join(diff)} "
+                "differ); re-run with the same settings to resume it, or resume=False (--no-resume) to "
+                "discard it"
+            )
+        self.staging = st
+        self.resumed_from = st.get("consumed", 0)
+        return st
+
+    def stream(self) -> None:
+        """Read, embed and stage the source (from where an interrupted run stopped)."""
+        st, builder = self._parts()
+        Streamer(self.source, st, builder, self.embedder, self.options, self.resumed_from,
+                 st.get("expected")).run()
+
+    def build(self) -> FaissStore:
+        """The store with every staged row in it (what the background thread has not done yet)."""
+        st, builder = self._parts()
+        total = st.committed
+        if total == 0 and (not self.has_store or builder.store is None or len(builder.store) == 0):
+            skipped = st.get("skipped", 0)
+            raise EmptyCorpusError(f"empty corpus: no documents in {self.source.name}"
+                                   + (f" ({skipped} bad lines skipped)" if skipped else ""))
+        return builder.finish(total)
+
+    def save(self, store: FaissStore) -> None:
+        """Save the store, marked with this job's run (an index rebuilt by size trains in the
+        builder's thread too)."""
+        st, builder = self._parts()
+        store.extra["indexing_run"] = st.get("run_id")
+        builder.run(store.save, self.root)
+
+    def run(self, *, resume: bool = True, on_embedded: Callable[[], Any] | None = None) -> IndexReport:
+        """Open, stream, build and save; the report. ``on_embedded`` is called once every
+        document is embedded (the embedder is not used after that)."""
+        st = self.open(resume)
+        try:
+            st.open_vectors()
+            self.builder = StoreBuilder.open(self.root, st, self.embedder, self.options.index, self.has_store)
+            store = self.builder.store
+            # saved with this run's rows already (then interrupted before the staging was removed)
+            applied = store is not None and store.extra.get("indexing_run") == st.get("run_id")
+            # documents in the store before this job (None: this job's rows are in it already)
+            before = None if applied else len(store) if store is not None else 0
+            if not applied:
+                store = self._build_and_save(on_embedded)
+        except BaseException as e:
+            if self.builder is not None:
+                self.builder.close(wait=not isinstance(e, KeyboardInterrupt))
+            self.discard(always=isinstance(e, EmptyCorpusError))
+            raise
+        self.builder.close()
+        assert store is not None
+        return self.report(store, before)
+
+    def _build_and_save(self, on_embedded: Callable[[], Any] | None) -> FaissStore:
+        st, builder = self._parts()
+        if not st.get("complete", False):
+            t0 = time.perf_counter()
+            self.stream()
+            self.timings["stream"] = time.perf_counter() - t0
+        if on_embedded is not None:
+            on_embedded()
+        t0 = time.perf_counter()
+        store = self.build()
+        self.timings["build"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.save(store)
+        self.timings["save"] = time.perf_counter() - t0
+        self.timings.update(builder.timings)
+        return store
+
+    def report(self, store: FaissStore, before: int | None) -> IndexReport:
+        """What the job did (``before``: documents in the store before it, if known); removes
+        the staging files."""
+        st, _ = self._parts()
+        chunks = st.get("chunks", 0)
+        replaced = None if before is None else before + chunks - len(store)
+        if replaced:
+            logger.warning("qwen3_rag: %d of the %d vectors added replaced a document of the same id (ids "
+                           "are unique in a store: the later record wins)", replaced, chunks)
+        report = IndexReport(
+            store_path=str(self.root), positions=st.get("consumed", 0), documents=st.get("documents", 0),
+            chunks=chunks, skipped=st.get("skipped", 0), resumed_from=self.resumed_from,
+            store_size=len(store), index_kind=store.index_kind,
+            elapsed_s=time.perf_counter() - self.started, timings=self.timings, replaced=replaced,
+        )
+        st.remove()
+        return report
+
+    def discard(self, always: bool = False) -> None:
+        """After a failure, leave nothing behind unless there is committed work to resume."""
+        st = self.staging
+        if st is None:
+            return
+        st.rollback()
+        if not always and st.get("consumed", 0) > 0:
+            st.close()
+            return  # committed work: kept for a resumed run
+        st.remove()
+        if self.created and self.root.is_dir() and not any(self.root.iterdir()):
+            self.root.rmdir()
+
+    def _parts(self) -> tuple[Staging, StoreBuilder]:
+        if self.staging is None or self.builder is None:
+            raise RuntimeError("the job is not open: call run(), or open() and set up its builder")
+        return self.staging, self.builder
+
+
+def index_corpus(
+    source: Any,
+    store_path: str | os.PathLike[str],
+    embedder: Any,
+    *,
+    batch_size: int | None = None,
+    commit_every: int = 1024,
+    resume: bool = True,
+    chunk_tokens: int | None = None,
+    chunk_overlap: int = 32,
+    text_field: str = "text",
+    id_field: str = "id",
+    skip_bad_lines: bool = False,
+    show_progress: bool | None = None,
+    index: Any = "auto",
+    on_embedded: Callable[[], Any] | None = None,
+) -> IndexReport:
+    """Embed a corpus into the store at ``store_path``; resumable after any crash.
+
+    Args:
+        source: a ``.jsonl`` file (``{"id", "text", ...metadata}`` per line), a ``.csv`` or
+            ``.parquet`` file with a text column, a folder of ``.txt``/``.md`` files (id = the
+            relative path), or an iterable of dicts / strings (which must yield the same
+            sequence again when a run is resumed).
+        store_path: the store directory; an existing store is added to (same ids replaced).
+        embedder: a ``Qwen3Embedder`` (its fingerprint is recorded and checked).
+        batch_size: documents (chunks) embedded per batch (default: the embedder's
+            ``batch_size``, i.e. what its backend prefers; a batch is embedded while the next
+            is read and the previous one staged).
+        commit_every: source records per durable commit (rounded up to whole batches).
+        resume: continue an interrupted run of the same job; ``False`` discards it.
+        chunk_tokens: split documents longer than this many tokens into overlapping chunks
+            (ids ``"{doc_id}#{i}"``; metadata ``doc_id``, ``chunk``, ``n_chunks``,
+            ``char_start``, ``char_end``). ``None`` embeds whole documents (cut at the
+            embedder's ``max_length``).
+        chunk_overlap: tokens shared by consecutive chunks.
+        text_field, id_field: record keys of the text and the id (records without an id get
+            their position in the source); every other key becomes metadata.
+        skip_bad_lines: skip (and count) malformed lines instead of raising
+            :class:`~qwen3_rag.indexing.BadInputError`.
+        show_progress: tqdm bar with docs/s and ETA (default: when stderr is a terminal).
+        index: the store's index choice when it is created (see :class:`FaissStore`).
+        on_embedded: called once every document is embedded, before the store is built and
+            saved: the embedder is not used after that (``qwen3-rag index`` stops an engine
+            pool's workers then, in the background, so the GPU is freed while the store is saved).
+
+    Raises:
+        FileNotFoundError: the source doesn't exist.
+        BadInputError: a malformed record (message names the file and line).
+        EmptyCorpusError: no usable document at all.
+        EmbedderMismatchError: the store was built with another embedder.
+    """
+    if batch_size is None:
+        batch_size = int(getattr(embedder, "batch_size", 64))
+    options = IndexOptions(
+        batch_size=batch_size, commit_every=commit_every, chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap, text_field=text_field, id_field=id_field,
+        skip_bad_lines=skip_bad_lines, show_progress=show_progress, index=index,
+    )
+    return IndexJob(source, store_path, embedder, options).run(resume=resume, on_embedded=on_embedded)
+
+
+__all__ = ["IndexJob", "IndexOptions", "IndexReport", "index_corpus"]
