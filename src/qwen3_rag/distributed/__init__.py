@@ -24,7 +24,7 @@ from typing import Any
 
 from qwen3_rag.distributed.shards import BuildReport, build_store, read_shard_manifest
 
-_PIPELINE = ("EmbedBatch", "EmbedReport", "connect", "embed_to_shards")
+_PIPELINE = ("EmbedBatch", "EmbedOptions", "EmbedReport", "connect", "embed_to_shards")
 
 
 def __getattr__(name: str) -> Any:  # Ray is imported only when the pipeline is used
@@ -98,5 +98,15 @@ def index_corpus_ray(
     return DistributedIndexReport(embedded, built)
 
 
-__all__ = ["BuildReport", "DistributedIndexReport", "EmbedBatch", "EmbedReport", "build_store", "connect",
-           "embed_to_shards", "index_corpus_ray", "read_shard_manifest"]
+__all__ = [
+    "BuildReport",
+    "DistributedIndexReport",
+    "EmbedBatch",
+    "EmbedOptions",
+    "EmbedReport",
+    "build_store",
+    "connect",
+    "embed_to_shards",
+    "index_corpus_ray",
+    "read_shard_manifest",
+]

@@ -17,7 +17,7 @@ fails is retried by Ray and rewrites the same file name (names depend only on th
 the write task), so no document is written twice. Shards of failed or earlier runs are
 never read: ``manifest.json`` lists this run's files once the whole run succeeded.
 Bad input (malformed JSON, a record without text or id) fails the run with
-:class:`~qwen3_rag.sources.BadInputError` naming the file — it is not retried.
+:class:`~qwen3_rag.indexing.BadInputError` naming the file — it is not retried.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,7 @@ from qwen3_rag.distributed.shards import (
     shard_table,
     write_shard_manifest,
 )
-from qwen3_rag.indexing import check_chunking, chunk_document, document_of
-from qwen3_rag.sources import BadInputError
+from qwen3_rag.indexing import BadInputError, check_chunking, chunk_document, document_of
 
 logger = logging.getLogger("qwen3_rag")
 
@@ -231,6 +230,44 @@ def _unwrap(error: BaseException) -> BaseException | None:
     return None
 
 
+@dataclass(frozen=True)
+class EmbedOptions:
+    """The options of :func:`embed_to_shards` (see there), checked."""
+
+    model: str | None = None
+    backend: str | None = None
+    dimensions: int | None = None
+    max_length: int | None = None
+    batch_size: int = 256
+    num_actors: int | None = None
+    num_gpus: float | None = None
+    text_field: str = "text"
+    id_field: str = "id"
+    chunk_tokens: int | None = None
+    chunk_overlap: int = 32
+    input_format: str = "auto"
+    engine_options: Mapping[str, Any] = field(default_factory=dict)
+    max_retries: int = 3
+    actor_class: type = EmbedBatch
+    actor_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    overwrite: bool = False
+    address: str | None = None
+    show_progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_retries < 0:
+            raise ValueError(f"batch_size must be positive and max_retries >= 0, got {self.batch_size}, "
+                             f"{self.max_retries}")
+        check_chunking(self.chunk_tokens, self.chunk_overlap)
+
+    def settings(self) -> dict[str, Any]:
+        """How the records were read and chunked (recorded in the shard manifest)."""
+        return {
+            "text_field": self.text_field, "id_field": self.id_field, "chunk_tokens": self.chunk_tokens,
+            "chunk_overlap": self.chunk_overlap if self.chunk_tokens else None, "batch_size": self.batch_size,
+        }
+
+
 def embed_to_shards(
     source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     shards_dir: str | os.PathLike[str],
@@ -283,54 +320,93 @@ def embed_to_shards(
         BadInputError: a malformed record (message names the file).
         EmptyCorpusError: no documents at all.
     """
+    options = EmbedOptions(
+        model=model, backend=backend, dimensions=dimensions, max_length=max_length, batch_size=batch_size,
+        num_actors=num_actors, num_gpus=num_gpus, text_field=text_field, id_field=id_field,
+        chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, input_format=input_format,
+        engine_options=dict(engine_options or {}), max_retries=max_retries, actor_class=actor_class,
+        actor_kwargs=dict(actor_kwargs or {}), overwrite=overwrite, address=address,
+        show_progress=show_progress,
+    )
+    return run_embedding(source, shards_dir, options)
+
+
+def run_embedding(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                  shards_dir: str | os.PathLike[str], options: EmbedOptions) -> EmbedReport:
+    """:func:`embed_to_shards` with its options gathered in an :class:`EmbedOptions`."""
     from qwen3_rag.config import get_settings
 
-    if batch_size < 1 or max_retries < 0:
-        raise ValueError(f"batch_size must be positive and max_retries >= 0, got {batch_size}, {max_retries}")
-    check_chunking(chunk_tokens, chunk_overlap)
-    fmt, paths = input_files(source, input_format)
+    fmt, paths = input_files(source, options.input_format)
     fs, root = filesystem(shards_dir)
-    if fs.get_file_info(f"{root}/{SHARD_MANIFEST}").is_file and not overwrite:
+    if fs.get_file_info(f"{root}/{SHARD_MANIFEST}").is_file and not options.overwrite:
         raise FileExistsError(f"{shards_dir} already holds finished shards; pass overwrite=True "
                               "(--overwrite) to replace them")
     started = time.perf_counter()
     settings = get_settings()
-    model = model or settings.embedding_model
-    backend = backend or settings.backend
-    connect(address)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = show_progress
+    model = options.model or settings.embedding_model
+    backend = options.backend or settings.backend
+    connect(options.address)
+    ray.data.DataContext.get_current().enable_progress_bars = options.show_progress
+    num_gpus, num_actors = _actor_resources(options, backend)
+    run_id = uuid.uuid4().hex[:12]
+    ds = _embedded(_records(paths, fmt, options), options, model, backend, num_gpus, num_actors)
+    logger.info("qwen3_rag: embedding %d input file(s) with %d actor(s), %s GPU each, into %s",
+                len(paths), num_actors, num_gpus, shards_dir)
+    _write(ds, shards_dir, root, run_id)
+    manifest = write_shard_manifest(shards_dir, run_id, model, extra={
+        "source": [os.fspath(p) for p in paths], "settings": options.settings(),
+    })
+    return EmbedReport(shards_dir=os.fspath(shards_dir), run_id=run_id, shards=len(manifest["shards"]),
+                       rows=manifest["rows"], dimension=manifest["dimension"], model=model, actors=num_actors,
+                       gpus_per_actor=float(num_gpus), elapsed_s=time.perf_counter() - started)
+
+
+def _actor_resources(options: EmbedOptions, backend: str) -> tuple[float, int]:
+    """GPUs per actor and actors: as given, else one actor per GPU of the cluster (1 without)."""
     cluster_gpus = int(ray.cluster_resources().get("GPU", 0))
+    num_gpus = options.num_gpus
     if num_gpus is None:
         num_gpus = 1.0 if cluster_gpus and backend != "remote" else 0.0
+    num_actors = options.num_actors
     if num_actors is None:
         num_actors = max(1, int(cluster_gpus // num_gpus) if num_gpus else 1)
     if num_actors < 1:
         raise ValueError(f"num_actors must be positive, got {num_actors}")
-    run_id = uuid.uuid4().hex[:12]
+    return num_gpus, num_actors
+
+
+def _records(paths: list[str], fmt: str, options: EmbedOptions) -> Any:
+    """The input files as a Ray Dataset of validated ``id``, ``text``, ``metadata`` rows."""
     if fmt == "jsonl":
         ds = ray.data.read_text(paths, include_paths=True)
     else:
         ds = ray.data.read_parquet(paths)
-    ds = ds.map_batches(parse_records, batch_format="pyarrow",
-                        fn_kwargs={"input_format": fmt, "text_field": text_field, "id_field": id_field})
+    return ds.map_batches(parse_records, batch_format="pyarrow", fn_kwargs={
+        "input_format": fmt, "text_field": options.text_field, "id_field": options.id_field})
+
+
+def _embedded(ds: Any, options: EmbedOptions, model: str, backend: str, num_gpus: float,
+              num_actors: int) -> Any:
+    """``ds`` through a pool of ``num_actors`` engine actors (chunked, with a ``vector`` column)."""
     constructor = {
-        "backend": backend, "dimensions": dimensions, "max_length": max_length,
-        "chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap,
-        "engine_options": dict(engine_options or {}), **dict(actor_kwargs or {}),
+        "backend": backend, "dimensions": options.dimensions, "max_length": options.max_length,
+        "chunk_tokens": options.chunk_tokens, "chunk_overlap": options.chunk_overlap,
+        "engine_options": dict(options.engine_options), **dict(options.actor_kwargs),
     }
     with warnings.catch_warnings():
         # Ray 2.60 deprecates extra remote args, but they are still how an actor pool's
         # restarts and retries are bounded (its default is to retry forever).
         warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
-        ds = ds.map_batches(
-            actor_class, fn_constructor_args=(model,), fn_constructor_kwargs=constructor,
-            compute=ray.data.ActorPoolStrategy(size=num_actors), batch_size=batch_size,
+        return ds.map_batches(
+            options.actor_class, fn_constructor_args=(model,), fn_constructor_kwargs=constructor,
+            compute=ray.data.ActorPoolStrategy(size=num_actors), batch_size=options.batch_size,
             batch_format="pyarrow", num_gpus=num_gpus, num_cpus=1 if not num_gpus else None,
-            max_restarts=max_retries, max_task_retries=max_retries,
+            max_restarts=options.max_retries, max_task_retries=options.max_retries,
         )
-    logger.info("qwen3_rag: embedding %d input file(s) with %d actor(s), %s GPU each, into %s",
-                len(paths), num_actors, num_gpus, shards_dir)
+
+
+def _write(ds: Any, shards_dir: str | os.PathLike[str], root: str, run_id: str) -> None:
+    """Run the pipeline, writing its shards; a bad record fails it with its BadInputError."""
     try:
         ds.write_parquet(os.fspath(shards_dir) if "://" in os.fspath(shards_dir) else root,
                          filename_provider=RunFilenames(run_id))
@@ -339,16 +415,16 @@ def embed_to_shards(
         if bad is not None:
             raise bad from None
         raise
-    manifest = write_shard_manifest(shards_dir, run_id, model, extra={
-        "source": [os.fspath(p) for p in paths], "settings": {
-            "text_field": text_field, "id_field": id_field, "chunk_tokens": chunk_tokens,
-            "chunk_overlap": chunk_overlap if chunk_tokens else None, "batch_size": batch_size,
-        },
-    })
-    return EmbedReport(shards_dir=os.fspath(shards_dir), run_id=run_id, shards=len(manifest["shards"]),
-                       rows=manifest["rows"], dimension=manifest["dimension"], model=model, actors=num_actors,
-                       gpus_per_actor=float(num_gpus), elapsed_s=time.perf_counter() - started)
 
 
-__all__ = ["EmbedBatch", "EmbedReport", "RunFilenames", "connect", "embed_to_shards", "input_files",
-           "parse_records"]
+__all__ = [
+    "EmbedBatch",
+    "EmbedOptions",
+    "EmbedReport",
+    "RunFilenames",
+    "connect",
+    "embed_to_shards",
+    "input_files",
+    "parse_records",
+    "run_embedding",
+]

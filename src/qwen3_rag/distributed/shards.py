@@ -46,10 +46,19 @@ from typing import Any
 
 import numpy as np
 
-from qwen3_rag import faiss_index as fx
-from qwen3_rag.faiss_index import IndexSpec
-from qwen3_rag.sources import EmptyCorpusError
-from qwen3_rag.store import CURRENT, FaissStore, StoreError, fingerprint_of
+from qwen3_rag.indexing.sources import EmptyCorpusError
+from qwen3_rag.store import (
+    CURRENT,
+    FaissStore,
+    IndexSpec,
+    StoreError,
+    build_index,
+    check_fingerprint,
+    faiss_module,
+    fingerprint_of,
+    spec_for_size,
+    train_index,
+)
 
 logger = logging.getLogger("qwen3_rag")
 
@@ -116,7 +125,7 @@ def write_shard_manifest(
 
     Every shard must have the four columns and the same vector size, which with ``model``
     makes the embedder fingerprint. Shards of other runs in the folder are deleted afterwards.
-    Raises :class:`~qwen3_rag.sources.EmptyCorpusError` when the run wrote no rows.
+    Raises :class:`~qwen3_rag.indexing.EmptyCorpusError` when the run wrote no rows.
     """
     pa = _pa()
     fs, root = filesystem(shards_dir)
@@ -224,17 +233,6 @@ def _plan(fs: Any, root: str, names: Sequence[str]) -> list[_Shard]:
     return plan
 
 
-def _spec_for(index: Any, n: int, dim: int) -> IndexSpec:
-    if index == "auto":
-        return IndexSpec.for_size(fx.choose_kind(n), n, dim)
-    if isinstance(index, IndexSpec):
-        given = {k: v for k, v in index.to_dict().items() if k != "kind"}
-        return IndexSpec.for_size(index.kind, n, dim, **given)
-    if isinstance(index, str):
-        return IndexSpec.for_size(index, n, dim)
-    raise TypeError(f"index must be 'auto', a kind of {fx.INDEX_KINDS} or an IndexSpec, got {index!r}")
-
-
 def _training_sample(fs: Any, plan: list[_Shard], spec: IndexSpec, n: int, dim: int) -> np.ndarray:
     """Evenly spaced kept vectors over all shards (deterministic), as ``training_sample`` picks."""
     pa = _pa()
@@ -265,7 +263,7 @@ class _Merger:
     def __init__(self, fs: Any, plan: list[_Shard], template: Any, spec: IndexSpec, dim: int,
                  workers: int, bar: Any):
         self.fs, self.plan, self.spec, self.dim, self.workers, self.bar = fs, plan, spec, dim, workers, bar
-        faiss = fx.faiss_module()
+        faiss = faiss_module()
         self.mergeable = spec.kind != "hnsw"  # HNSW graphs can't be merged: one index, filled in order
         if spec.is_ivf:  # Faiss merges IVF lists only without a direct map; rebuilt at the end
             template.set_direct_map_type(faiss.DirectMap.NoMap)
@@ -278,7 +276,7 @@ class _Merger:
         vecs = vectors_of(table, self.dim, shard.path)
         if not self.mergeable:
             return table, vecs
-        part = fx.faiss_module().clone_index(self.template)
+        part = faiss_module().clone_index(self.template)
         if len(vecs):
             part.add_with_ids(vecs, shard.keys)
         return table, part
@@ -310,7 +308,7 @@ class _Merger:
                     yield key, doc_id, text, meta if meta is not None else "{}"
                 self.bar.update(len(ids))
         if self.spec.is_ivf:
-            self.index.set_direct_map_type(fx.faiss_module().DirectMap.Hashtable)
+            self.index.set_direct_map_type(faiss_module().DirectMap.Hashtable)
 
 
 def build_store(
@@ -330,7 +328,7 @@ def build_store(
             path or URI).
         store_path: the store directory to write (a normal ``FaissStore`` directory).
         index: ``"auto"`` (chosen by size, as ``FaissStore``), a kind of
-            :data:`~qwen3_rag.faiss_index.INDEX_KINDS` or an ``IndexSpec``. IVF kinds are
+            :data:`~qwen3_rag.store.INDEX_KINDS` or an ``IndexSpec``. IVF kinds are
             trained once on a sample spread over all shards.
         embedder: when given, must match the embedder recorded in the shards.
         workers: shards read and indexed at once (default: up to 4).
@@ -338,8 +336,6 @@ def build_store(
         show_progress: tqdm bar (default: when stderr is a terminal).
     """
     from tqdm.auto import tqdm
-
-    from qwen3_rag.store import check_fingerprint
 
     started = time.perf_counter()
     fs, root, manifest = read_shard_manifest(shards_dir)
@@ -358,10 +354,10 @@ def build_store(
     rows = int(manifest.get("rows", n))
     if n == 0:
         raise EmptyCorpusError(f"empty corpus: the shards in {shards_dir} hold no documents")
-    spec = _spec_for(index, n, dim)
-    template = fx.build_index(spec, dim)
+    spec = spec_for_size(index, n, dim)
+    template = build_index(spec, dim)
     if spec.is_ivf:
-        fx.train_index(template, _training_sample(fs, plan, spec, n, dim))
+        train_index(template, _training_sample(fs, plan, spec, n, dim))
     visible = show_progress if show_progress is not None else sys.stderr.isatty()
     bar = tqdm(total=n, unit="doc", desc="building", disable=not visible, dynamic_ncols=True)
     try:

@@ -1,58 +1,19 @@
-"""qwen3_rag.distributed: the Ray Data pipeline on a small local Ray (CPU, tiny model), shard builds.
-
-The Ray tests share one local Ray (2 CPUs, 200 MB object store, no dashboard); tests of the
-store build from shards need no Ray.
-"""
+"""The Ray Data pipeline on a small local Ray (CPU, tiny model): the same store as index_corpus,
+a dead actor restarted with no document written twice, reruns, Parquet input, bad records, CLI."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from qwen3_rag import FaissStore, Qwen3Embedder, index_corpus
+from qwen3_rag import FaissStore, index_corpus
 from qwen3_rag.distributed import build_store, read_shard_manifest
-from qwen3_rag.distributed.shards import shard_table, write_shard_manifest
-from qwen3_rag.sources import BadInputError, EmptyCorpusError
-from qwen3_rag.store import EmbedderMismatchError
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-TOPICS = ["cats", "rivers", "music", "stars", "bread"]
-
-
-def records(n: int, prefix: str = "d") -> list[dict]:
-    return [{"id": f"{prefix}{i}", "text": f"Document {i} is about {TOPICS[i % 5]}. " * (1 + i % 4),
-             "topic": TOPICS[i % 5], "n": i} for i in range(n)]
-
-
-def write_jsonl(path: Path, recs: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def emb(tiny_embedding):
-    return Qwen3Embedder(tiny_embedding, backend="hf")
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.data")
-    started = not ray.is_initialized()
-    if started:
-        # workers import this checkout's qwen3_rag, one thread each (the machine has 2 cores)
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": SRC, "OMP_NUM_THREADS": "1",
-                                           "TRANSFORMERS_VERBOSITY": "error"}})
-    yield ray
-    if started:
-        ray.shutdown()
+from qwen3_rag.indexing import BadInputError
 
 
 def shard_rows(shards: Path) -> list[str]:
@@ -61,8 +22,10 @@ def shard_rows(shards: Path) -> list[str]:
             for i in pq.read_table(f"{root}/{name}", columns=["id"])["id"].to_pylist()]
 
 
-# ---------------------------------------------------------------------------------------- Ray pipeline
-def test_pipeline_gives_the_store_index_corpus_gives(local_ray, tmp_path, emb, tiny_embedding):
+@pytest.mark.slow
+def test_pipeline_gives_the_store_index_corpus_gives(
+    local_ray, tmp_path, emb, tiny_embedding, records, write_jsonl
+):
     from qwen3_rag.distributed import embed_to_shards
 
     recs = records(36)
@@ -84,8 +47,8 @@ def test_pipeline_gives_the_store_index_corpus_gives(local_ray, tmp_path, emb, t
     q = emb.embed_queries(["what about rivers?"])
     hits, ref_hits = store.search(q, k=5)[0], ref_store.search(q, k=5)[0]
     # The same top 5: the vectors agree to ~2e-5 (other batches, other processes), so two
-    # candidates scoring within that of each other may swap places (seen once in CI); each hit
-    # must carry the reference store's score for its id, and the k scores must agree in order.
+    # candidates scoring within that of each other may swap places; each hit must carry the
+    # reference store's score for its id, and the k scores must agree in order.
     np.testing.assert_allclose([h.score for h in hits], [h.score for h in ref_hits], atol=1e-4)
     ref_scores = {h.id: h.score for h in ref_store.search(q, k=len(ref_store))[0]}
     for h in hits:
@@ -93,7 +56,10 @@ def test_pipeline_gives_the_store_index_corpus_gives(local_ray, tmp_path, emb, t
     assert store.extra["distributed_run"] == report.run_id
 
 
-def test_dead_actor_is_restarted_and_no_document_is_written_twice(local_ray, tmp_path, tiny_embedding):
+@pytest.mark.slow
+def test_dead_actor_is_restarted_and_no_document_is_written_twice(
+    local_ray, tmp_path, tiny_embedding, records, write_jsonl
+):
     from qwen3_rag.distributed import embed_to_shards
     from qwen3_rag.testing.ray_faults import CrashOnceEmbedBatch
 
@@ -111,7 +77,10 @@ def test_dead_actor_is_restarted_and_no_document_is_written_twice(local_ray, tmp
     assert built.documents == 40 and built.duplicates_dropped == 0
 
 
-def test_rerun_replaces_the_shards_of_an_earlier_run(local_ray, tmp_path, tiny_embedding):
+@pytest.mark.slow
+def test_rerun_replaces_the_shards_of_an_earlier_run(
+    local_ray, tmp_path, tiny_embedding, records, write_jsonl
+):
     from qwen3_rag.distributed import embed_to_shards
 
     src = write_jsonl(tmp_path / "c.jsonl", records(12))
@@ -126,7 +95,8 @@ def test_rerun_replaces_the_shards_of_an_earlier_run(local_ray, tmp_path, tiny_e
     assert sorted(shard_rows(tmp_path / "shards")) == [f"new{i}" for i in range(5)]
 
 
-def test_parquet_input_and_bad_records(local_ray, tmp_path, tiny_embedding):
+@pytest.mark.slow
+def test_parquet_input_and_bad_records(local_ray, tmp_path, tiny_embedding, records):
     import pyarrow as pa
 
     from qwen3_rag.distributed import embed_to_shards
@@ -147,7 +117,8 @@ def test_parquet_input_and_bad_records(local_ray, tmp_path, tiny_embedding):
         embed_to_shards(tmp_path / "missing.jsonl", tmp_path / "s4", model=tiny_embedding, backend="hf")
 
 
-def test_cli_distributed_index_then_search(local_ray, tmp_path, tiny_embedding, capsys):
+@pytest.mark.slow
+def test_cli_distributed_index_then_search(local_ray, tmp_path, tiny_embedding, capsys, records, write_jsonl):
     from qwen3_rag.cli import main
 
     write_jsonl(tmp_path / "c.jsonl", records(15))
@@ -164,72 +135,6 @@ def test_cli_distributed_index_then_search(local_ray, tmp_path, tiny_embedding, 
     # the same store again: refused without --overwrite
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err
-
-
-# ----------------------------------------------------------------------------- building from shards
-def make_shards(root: Path, emb: Qwen3Embedder, parts: list[list[dict]], run: str = "r1") -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    for i, part in enumerate(parts):
-        texts = [r["text"] for r in part]
-        table = shard_table([r["id"] for r in part], texts, [json.dumps({"topic": r["topic"]}) for r in part],
-                            emb.embed_documents(texts))
-        pq.write_table(table, root / f"part-{run}-{i:06d}-w.parquet")
-    write_shard_manifest(root, run, emb.model)
-
-
-@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
-def test_build_merges_per_shard_indexes(tmp_path, emb, kind):
-    recs = records(60)
-    make_shards(tmp_path / "shards", emb, [recs[:25], recs[25:40], recs[40:]])
-    built = build_store(tmp_path / "shards", tmp_path / "store", index=kind, workers=2, show_progress=False)
-    store = FaissStore.load(tmp_path / "store", emb)
-    assert (built.documents, built.shards, store.index_kind, len(store)) == (60, 3, kind, 60)
-    ids = [r["id"] for r in recs]
-    vecs = emb.embed_documents([r["text"] for r in recs])
-    np.testing.assert_allclose(store.vectors(ids), vecs, atol=1e-6)  # every vector under its own id
-    # each document's own vector finds itself first (IVF: its list is the nearest one, always probed)
-    top = [hits[0].id for hits in store.search(vecs, k=1)]
-    assert top == ids
-    assert store.get(["d8"])[0].metadata == {"topic": "stars"}
-    cats = store.search(vecs[3], k=20, filter={"topic": "cats"})[0]
-    assert sorted(h.id for h in cats) == sorted(f"d{i}" for i in range(0, 60, 5))
-
-
-def test_build_keeps_each_id_once_last_shard_wins(tmp_path, emb):
-    recs = records(20)
-    changed = [{**r, "text": r["text"] + " (revised)"} for r in recs[:5]]
-    make_shards(tmp_path / "shards", emb, [recs[:12], recs[8:], changed])  # d8..d11 twice, d0..d4 revised
-    # and a whole shard written twice (as by a task that ran twice under another name), sorting
-    # between the first shard and the revised one
-    first = sorted((tmp_path / "shards").glob("part-*"))[0]
-    shutil.copy(first, first.with_name(first.name.replace("-w.", "-w2.")))
-    write_shard_manifest(tmp_path / "shards", "r1", emb.model)
-    built = build_store(tmp_path / "shards", tmp_path / "store", show_progress=False)
-    store = FaissStore.load(tmp_path / "store")
-    # rows: 12 + 12 + 5 + 12 = 41; distinct ids: 20
-    assert (built.rows, built.documents, built.duplicates_dropped, len(store)) == (41, 20, 21, 20)
-    assert store.get(["d2"])[0].text.endswith("(revised)")
-    revised = emb.embed_documents([changed[2]["text"]])[0]
-    np.testing.assert_allclose(store.vectors(["d2"])[0], revised, atol=1e-6)
-
-
-def test_build_refuses_bad_shards_and_other_embedders(tmp_path, emb, tiny_reranker):
-    with pytest.raises(FileNotFoundError, match=r"manifest\.json"):
-        build_store(tmp_path, tmp_path / "store")
-    make_shards(tmp_path / "shards", emb, [records(4)])
-    other = {"model": "someone/else", "dimension": 64}
-    with pytest.raises(EmbedderMismatchError):
-        build_store(tmp_path / "shards", tmp_path / "store", embedder=other)
-    with pytest.raises(ValueError, match="needs at least"):
-        build_store(tmp_path / "shards", tmp_path / "store", index="ivf")
-    build_store(tmp_path / "shards", tmp_path / "store", show_progress=False)
-    with pytest.raises(FileExistsError):
-        build_store(tmp_path / "shards", tmp_path / "store")
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    pq.write_table(shard_table([], [], [], np.empty((0, 64), np.float32)), empty / "part-r1-000000-w.parquet")
-    with pytest.raises(EmptyCorpusError):
-        write_shard_manifest(empty, "r1", emb.model)
 
 
 def test_parse_records_validates_as_index_corpus_does():
