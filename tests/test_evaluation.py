@@ -16,7 +16,7 @@ from qwen3_rag.evaluation import (
     ndcg_at_k,
     recall_at_k,
 )
-from qwen3_rag.sources import BadInputError
+from qwen3_rag.indexing import BadInputError
 
 L2, L3, L4, L5 = math.log2(2), math.log2(3), math.log2(4), math.log2(5)  # 1, 1.58496, 2, 2.32193
 

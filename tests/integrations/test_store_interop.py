@@ -111,6 +111,7 @@ def _cli(*args: str) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_cli_index_opens_in_both_frameworks(models, tmp_path, tiny_embedding):
     core, lc, li = models
     corpus = tmp_path / "corpus.jsonl"
@@ -122,6 +123,7 @@ def test_cli_index_opens_in_both_frameworks(models, tmp_path, tiny_embedding):
     _same(_llama(tmp_path / "cli", li), reference)
 
 
+@pytest.mark.slow
 def test_framework_stores_open_in_cli_search(models, tmp_path):
     _, lc, li = models
     store = Qwen3FaissVectorStore.from_texts([r["text"] for r in RECORDS], lc, ids=[r["id"] for r in RECORDS])
