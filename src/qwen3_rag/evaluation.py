@@ -100,6 +100,7 @@ def evaluate_query(
 
 
 def has_relevant(relevance: Mapping[str, int]) -> bool:
+    """Whether any document is judged relevant (judgement > 0)."""
     return any(r > 0 for r in relevance.values())
 
 

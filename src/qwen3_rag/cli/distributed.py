@@ -17,6 +17,7 @@ from qwen3_rag.store import INDEX_KINDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``distributed-index`` subcommand's options."""
     parser.add_argument("source", nargs="*",
                         help=".jsonl/.parquet files, folders of them, or URIs every Ray node can read")
     parser.add_argument("--store", required=True, help="store directory to write")
@@ -66,6 +67,7 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Embed on Ray and build the store (or build it from finished shards); print the report."""
     from qwen3_rag.cli import CLIError
     from qwen3_rag.distributed import build_store
 

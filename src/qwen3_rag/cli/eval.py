@@ -33,6 +33,7 @@ TOP_IDS = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``eval`` subcommand's options."""
     parser.add_argument("dataset", help="BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv")
     parser.add_argument("--split", default="test", help="qrels split (default test)")
     parser.add_argument("--instruction", action="append",
@@ -194,6 +195,7 @@ def _write_json(path: str, data: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the evaluation, print its table (or JSON) and write ``--output``."""
     results = evaluate(args)
     if args.output:
         _write_json(args.output, results)

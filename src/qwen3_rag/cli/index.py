@@ -17,6 +17,7 @@ from qwen3_rag.store import INDEX_KINDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``index`` subcommand's options."""
     parser.add_argument("source", help="a .jsonl, .csv or .parquet file, or a folder of .txt/.md files")
     parser.add_argument("--store", required=True, help="store directory (created, or added to)")
     parser.add_argument("--batch-size", type=int, default=None,
@@ -38,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Index a corpus (:func:`qwen3_rag.index_corpus`), resuming an interrupted run; print the report."""
     import threading
     import time
 

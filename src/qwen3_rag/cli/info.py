@@ -10,6 +10,7 @@ from qwen3_rag.cli.common import add_json_option, key_values, print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``info`` subcommand's options."""
     parser.add_argument("--store", required=True, help="store directory")
     add_json_option(parser)
 
@@ -20,6 +21,7 @@ def _progress(run: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print what a store holds (or what its interrupted first run has done)."""
     from qwen3_rag.indexing import STAGING, interrupted_run
     from qwen3_rag.store import StoreError, read_manifest
 

@@ -18,6 +18,7 @@ from qwen3_rag.cli.common import (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``search`` subcommand's options."""
     parser.add_argument("query", help="the search query")
     parser.add_argument("--store", required=True, help="store directory")
     parser.add_argument("-k", type=int, default=5, help="results to return (default 5)")
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Search the store (reranking with ``--rerank``) and print the results."""
     from qwen3_rag.retrieval import search_documents
 
     if args.k < 1:

@@ -43,6 +43,7 @@ class DistributedIndexReport:
     build: BuildReport
 
     def to_dict(self) -> dict[str, Any]:
+        """Both reports as one JSON-ready dict."""
         return {"embed": self.embed.to_dict(), "build": self.build.to_dict()}
 
 

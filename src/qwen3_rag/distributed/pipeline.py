@@ -191,6 +191,7 @@ class RunFilenames(FilenameProvider):
         self.run_id = run_id
 
     def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+        """The shard file name of one write task (the same when Ray retries it)."""
         return f"{SHARD_PREFIX}{self.run_id}-{task_index:06d}-{write_uuid}.parquet"
 
 
@@ -210,6 +211,7 @@ class EmbedReport:
     elapsed_s: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict."""
         return asdict(self)
 
 

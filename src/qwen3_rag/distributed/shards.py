@@ -198,6 +198,7 @@ class BuildReport:
     elapsed_s: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict."""
         return asdict(self)
 
 
