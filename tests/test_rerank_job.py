@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from qwen3_rag import Qwen3Reranker
+from qwen3_rag.indexing import BadInputError, EmptyCorpusError
 from qwen3_rag.rerank_job import PairRerankJob, rerank_pairs
-from qwen3_rag.sources import BadInputError, EmptyCorpusError
 
 
 @pytest.fixture(scope="module")

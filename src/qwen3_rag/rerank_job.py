@@ -44,8 +44,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from qwen3_rag.indexing.sources import BadInputError, EmptyCorpusError, Item, JsonlSource
 from qwen3_rag.ranking import confidence, select_results
-from qwen3_rag.sources import BadInputError, EmptyCorpusError, Item, JsonlSource
 
 PAIR_FIELDS = ("query_id", "doc_id", "query", "document")
 
@@ -404,7 +404,7 @@ def rerank_pairs(
         resume: continue an interrupted job (found through ``OUTPUT.progress.json``).
         overwrite: replace an existing output that has no progress file (a finished job).
         skip_bad_lines: skip and count malformed lines instead of raising
-            :class:`~qwen3_rag.sources.BadInputError` (which names the line).
+            :class:`~qwen3_rag.indexing.sources.BadInputError` (which names the line).
         show_progress: tqdm bar with pairs/s (default: when stderr is a terminal).
     """
     return PairRerankJob(
