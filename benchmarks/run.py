@@ -21,6 +21,7 @@ go to ``OUT``, by default ``bench-results/WORKLOAD``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shlex
 import subprocess
@@ -151,10 +152,20 @@ def e2e(args: argparse.Namespace, *options: str) -> list[str]:
                   *options)
 
 
+#: the packages whose sources an engine process imports by the thousand
+HEAVY_PACKAGES = ("torch", "transformers", "vllm", "sympy", "triton", "numpy")
+
+
 def site_folders() -> list[str]:
-    """The site-packages folders of this interpreter (where torch, transformers, vLLM live)."""
-    sites = [p for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages"))]
-    return [p for p in sites if os.path.isdir(p)]
+    """The folders holding torch, transformers, vLLM and the rest (found, not imported)."""
+    folders: list[str] = []
+    for name in HEAVY_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            folder = os.path.dirname(location)
+            if folder not in folders:
+                folders.append(folder)
+    return folders
 
 
 def index(args: argparse.Namespace) -> list[Step]:
