@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import uuid
@@ -62,10 +63,24 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+_INT64 = 2**63
+
+
 def _filter_value(v: Any, key: str) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError(f"filter value for {key!r} must be finite (metadata holds no NaN or "
+                         f"infinity), got {v!r}")
     if v is None or isinstance(v, str | int | float | bool):
         return v
     raise TypeError(f"filter value for {key!r} must be a str, number, bool or None, got {v!r}")
+
+
+def _sql_value(v: Any, key: str) -> Any:
+    """A filter value bound as an SQL parameter (SQLite integers are 64-bit)."""
+    v = _filter_value(v, key)
+    if isinstance(v, int) and not isinstance(v, bool) and not -_INT64 <= v < _INT64:
+        raise ValueError(f"filter value for {key!r} is out of the 64-bit integer range: {v}")
+    return v
 
 
 def compile_filter(flt: Mapping[str, Any]) -> tuple[str, list[Any]]:
@@ -87,6 +102,9 @@ def compile_filter(flt: Mapping[str, Any]) -> tuple[str, list[Any]]:
             raise TypeError(f"filter keys must be str, got {key!r}")
         expr = "json_extract(metadata, ?)"
         jpath = '$."' + key.replace('"', '\\"') + '"'
+        if isinstance(cond, Mapping) and not cond:
+            raise TypeError(f"filter condition for {key!r} is an empty dict: give a value or operators "
+                            "such as {'$in': [...]}")
         items = cond.items() if isinstance(cond, Mapping) else [("$eq", cond)]
         for op, val in items:
             if op in ("$in", "$nin"):
@@ -98,7 +116,7 @@ def compile_filter(flt: Mapping[str, Any]) -> tuple[str, list[Any]]:
                 params += [jpath, json.dumps(vals)]
             elif op in _SQL_OPS:
                 conds.append(f"{expr} {_SQL_OPS[op]} ?")
-                params += [jpath, _filter_value(val, key)]
+                params += [jpath, _sql_value(val, key)]
             else:
                 raise ValueError(
                     f"unknown filter operator {op!r} for {key!r}; use a value, $eq, $ne, $in, $nin, "
