@@ -92,7 +92,7 @@ def engine_defaults(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     - the reranker's engine core runs in the service's process (``multiprocessing="off"``): a
       large call sends it hundreds of prompts, and a spawned engine core costs a message per
       prompt each way (one call of 32 prompts took about twice as long spawned as in-process;
-      docs/benchmarks.md). The embedder stays spawned: two in-process vLLM engines in one
+      docs/performance.md). The embedder stays spawned: two in-process vLLM engines in one
       process would clash.
     """
     from qwen3_rag.config import get_settings

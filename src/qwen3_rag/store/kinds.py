@@ -14,7 +14,7 @@ kind       Faiss index                                  use
 ========== ============================================ ==========================================
 
 Recall@10 of each kind at these defaults is measured by ``benchmarks/faiss_recall.py``
-(figures in ``docs/faiss_store.md``). Training lives in :mod:`qwen3_rag.store.training`.
+(figures in ``docs/performance.md``). Training lives in :mod:`qwen3_rag.store.training`.
 
 Example:
     >>> from qwen3_rag.store import IndexSpec, choose_kind

@@ -25,7 +25,7 @@ def train_index(index: Any, sample: np.ndarray) -> None:
     With ``TWO_LEVEL_MIN_NLIST`` lists or more the coarse centroids come from two-level k-means
     (:func:`two_level_centroids`): for 4,096 lists of 1024-d vectors, about a tenth of the time of
     one k-means over all lists, with the same recall@10 in ``benchmarks/faiss_recall.py``
-    (figures in docs/faiss_store.md).
+    (figures in docs/performance.md).
     Smaller indexes use Faiss's k-means.
     """
     sample = np.ascontiguousarray(sample, dtype=np.float32)
