@@ -23,9 +23,9 @@ def train_index(index: Any, sample: np.ndarray) -> None:
     """Train ``index`` (an IVF index from :func:`~qwen3_rag.store.kinds.build_index`) on ``sample``.
 
     With ``TWO_LEVEL_MIN_NLIST`` lists or more the coarse centroids come from two-level k-means
-    (:func:`two_level_centroids`): for 4,096 lists of 1024-d vectors, about a tenth of the time of
-    one k-means over all lists, with the same recall@10 in ``benchmarks/faiss_recall.py``
-    (figures in docs/performance.md).
+    (:func:`two_level_centroids`): an IVF build takes about half the time it takes with one
+    k-means over all lists, at the same recall@10 (``benchmarks/run.py ivf-recall``; figures in
+    docs/performance.md).
     Smaller indexes use Faiss's k-means.
     """
     sample = np.ascontiguousarray(sample, dtype=np.float32)
