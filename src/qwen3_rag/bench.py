@@ -452,7 +452,8 @@ def plot(rows: Sequence[dict], path: str) -> str | None:
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    p = parser or argparse.ArgumentParser(prog="qwen3-rag bench", description=__doc__.split("\n")[0])
+    p = parser or argparse.ArgumentParser(prog="qwen3-rag bench", description=__doc__.split("\n")[0],
+                                         allow_abbrev=False)
     p.add_argument("--model", default="random:0.6B", help="embedding model id/path or random:SIZE")
     p.add_argument("--reranker-model", default="random:0.6B", help="reranker model id/path or random:SIZE")
     p.add_argument("--backend", default="auto")

@@ -85,6 +85,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType | None
     parser = argparse.ArgumentParser(
         prog="qwen3-rag",
         description="Qwen3 embeddings, reranking and a Faiss store from the command line.",
+        allow_abbrev=False,  # `--mode x` is an error, never taken as `--model x`
     )
     parser.add_argument("--version", action="version", version=f"qwen3-rag {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -92,7 +93,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType | None
     modules: dict[str, ModuleType | None] = {}
     for cmd in COMMANDS:
         module = _load(cmd)
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, allow_abbrev=False)
         # also after the subcommand (`qwen3-rag index ... -v`); unset there, the top level's stands
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="log progress details")
