@@ -20,7 +20,7 @@ from qwen3_rag.embedder import Qwen3Embedder
 from qwen3_rag.reranker import Qwen3Reranker
 from qwen3_rag.service.errors import EXCEPTION_HANDLERS
 from qwen3_rag.service.limits import document_limits
-from qwen3_rag.service.middleware import BodyLimitMiddleware, MetricsMiddleware
+from qwen3_rag.service.middleware import AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
 from qwen3_rag.service.routers import embeddings, health, rerank, search
 from qwen3_rag.service.routers.unavailable import NO_RERANKER, NO_STORE, unavailable_router
 from qwen3_rag.service.schemas import ServiceLimits
@@ -101,12 +101,16 @@ def create_app(
                      exception_handlers=EXCEPTION_HANDLERS,
                      description="Qwen3 embedding, reranking and vector search.")
     app.state.service = state
-    app.include_router(health.router)
-    app.include_router(embeddings.router)
-    # what this service was started without: a 404 that says so, not a bare "Not Found"
-    app.include_router(rerank.router if reranker is not None
-                       else unavailable_router(("/rerank", "/v1/rerank", "/classify"), NO_RERANKER))
-    app.include_router(search.router if store is not None else unavailable_router(("/search",), NO_STORE))
+    routers = [health.router, embeddings.router,
+               # what this service was started without: a 404 that says so, not a bare "Not Found"
+               rerank.router if reranker is not None
+               else unavailable_router(("/rerank", "/v1/rerank", "/classify"), NO_RERANKER),
+               search.router if store is not None else unavailable_router(("/search",), NO_STORE)]
+    for router in routers:
+        app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=state.limits.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    public = {"/health", app.docs_url, app.openapi_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    app.add_middleware(AuthMiddleware, key=state.api_key, public={p for p in public if p})
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics,
+                       routes={getattr(r, "path", "") for router in routers for r in router.routes})
     return app

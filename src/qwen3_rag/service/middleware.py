@@ -1,9 +1,11 @@
-"""ASGI middleware of the service: body-size limit and request metrics."""
+"""ASGI middleware of the service: API key, body-size limit and read timeout, request metrics."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
+from collections.abc import Collection
 from typing import Any
 
 from qwen3_rag.service.metrics import ServiceMetrics
@@ -16,6 +18,36 @@ async def _send_json(send: Any, status: int, body: dict[str, Any]) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
+
+
+def key_matches(headers: list[tuple[bytes, bytes]], key: bytes) -> bool:
+    """Whether ``headers`` hold ``Authorization: Bearer <key>`` (compared in constant time)."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), key)
+    return False
+
+
+class AuthMiddleware:
+    """Answer 401 to a request without the API key from its headers alone, before its body is
+    read or parsed; ``public`` paths (``/health``, the OpenAPI docs) pass without it."""
+
+    def __init__(self, app: Any, key: bytes | None, public: Collection[str]):
+        self.app = app
+        self.key = key
+        self.public = frozenset(public)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if (scope["type"] != "http" or self.key is None or scope.get("path") in self.public
+                or key_matches(scope.get("headers", []), self.key)):
+            await self.app(scope, receive, send)
+            return
+        data = json.dumps({"detail": "invalid or missing API key (Authorization: Bearer <key>)"}).encode()
+        await send({"type": "http.response.start", "status": 401, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+            (b"www-authenticate", b"Bearer"), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": data})
 
 
 class BodyLimitMiddleware:
@@ -90,12 +122,22 @@ class StatusRecorder:
         await self.send(message)
 
 
-class MetricsMiddleware:
-    """Count requests by endpoint (route template) and status, and time them."""
+#: the methods counted by name in the metrics; any other counts as "other"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
-    def __init__(self, app: Any, metrics: ServiceMetrics):
+
+class MetricsMiddleware:
+    """Count requests by endpoint (route template) and status, and time them.
+
+    Labels come from bounded sets only: the app's route templates (any other path is
+    ``unmatched``) and :data:`KNOWN_METHODS` (any other method is ``other``), so invented
+    paths and methods never add series.
+    """
+
+    def __init__(self, app: Any, metrics: ServiceMetrics, routes: Collection[str] = ()):
         self.app = app
         self.metrics = metrics
+        self.routes = frozenset(routes)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -106,7 +148,9 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recorder)
         finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(endpoint, scope.get("method", ""), str(recorder.status)).inc()
+            route = getattr(scope.get("route"), "path", None) or scope.get("path")
+            endpoint = route if route in self.routes else "unmatched"
+            method = scope.get("method", "")
+            method = method if method in KNOWN_METHODS else "other"
+            self.metrics.requests.labels(endpoint, method, str(recorder.status)).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)

@@ -50,7 +50,7 @@ class ServiceState:
         self.reranker = reranker
         self.store = store
         self.limits = limits = limits or ServiceLimits()
-        self.api_key = api_key.encode() if api_key else None
+        self.api_key = check_api_key(api_key)
         self.embedding_model_name = embedding_model_name or embedder.model
         self.reranker_model_name = (reranker_model_name or reranker.model) if reranker is not None else None
         self.bounds = RequestBounds.of(
@@ -105,6 +105,17 @@ class ServiceState:
         await self.embed_batcher.close()
         if self.rerank_batcher is not None:
             await self.rerank_batcher.close()
+
+
+def check_api_key(api_key: str | None) -> bytes | None:
+    """The key as the bytes a client's header carries; ``ValueError`` for a key no header can
+    carry (HTTP headers are ASCII: a key with other characters could never match)."""
+    if not api_key:
+        return None
+    if not api_key.isascii() or not api_key.isprintable() or api_key != api_key.strip():
+        raise ValueError("the API key must be printable ASCII without surrounding spaces (an HTTP "
+                         "header cannot carry other characters, so no client could send it)")
+    return api_key.encode()
 
 
 def service_state(request: Request) -> ServiceState:
