@@ -65,6 +65,7 @@ def create_app(
     limits: ServiceLimits | None = None,
     embedding_model_name: str | None = None,
     reranker_model_name: str | None = None,
+    docs: bool = True,
 ) -> FastAPI:
     """Build the service app around loaded models and an optional vector store.
 
@@ -82,6 +83,8 @@ def create_app(
         limits: request bounds and micro-batching settings.
         embedding_model_name: the model id reported to clients (default: ``embedder.model``).
         reranker_model_name: likewise for the reranker.
+        docs: serve the interactive docs (``/docs``, ``/redoc``: their pages load Swagger UI
+            and ReDoc from a CDN); ``/openapi.json`` is served either way.
 
     Example:
         >>> from qwen3_rag import Qwen3Embedder
@@ -99,6 +102,7 @@ def create_app(
                          embedding_model_name=embedding_model_name, reranker_model_name=reranker_model_name)
     app = ServiceApp(title="qwen3-rag", version=__version__, lifespan=lifespan,
                      exception_handlers=EXCEPTION_HANDLERS,
+                     docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
                      description="Qwen3 embedding, reranking and vector search.")
     app.state.service = state
     routers = [health.router, embeddings.router,

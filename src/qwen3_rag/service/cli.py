@@ -63,7 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
-                        help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV})")
+                        help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}, "
+                        "preferred: an argument is visible to other users in ps)")
+    parser.add_argument("--no-docs", action="store_true",
+                        help="do not serve /docs and /redoc (their pages load Swagger UI and ReDoc "
+                        "from a CDN)")
     parser.add_argument("--no-reranker", action="store_true", help="serve without a reranker")
     parser.add_argument("--max-batch-items", type=int, help="most sequences per engine call (default 256)")
     parser.add_argument("--batch-wait-ms", type=float,
@@ -128,6 +132,21 @@ def check_listen(host: str, port: int) -> None:
         raise CLIError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
 
 
+def check_key_argument(api_key: str | None) -> None:
+    """Warn when the key came from the command line (other users see it in ``ps``); raise
+    ``CLIError`` for a key no client could send."""
+    from qwen3_rag.cli import CLIError
+    from qwen3_rag.service.state import check_api_key
+
+    if api_key and api_key != os.environ.get(API_KEY_ENV):
+        logger.warning("qwen3_rag: --api-key is visible to other users of this machine (ps); "
+                       "set $%s instead", API_KEY_ENV)
+    try:
+        check_api_key(api_key)
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the models (and store) named by ``args`` and serve until interrupted."""
     from qwen3_rag.cli import CLIError
@@ -145,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise CLIError(f"--port must be 1..65535, got {args.port}")
     check_listen(args.host, args.port)  # before the models load (minutes on a GPU), not after
+    check_key_argument(args.api_key)
     limits = ServiceLimits(**{k: v for k, v in (("max_batch_items", args.max_batch_items),
                                                   ("batch_wait_ms", args.batch_wait_ms)) if v is not None})
     store = None
@@ -154,5 +174,5 @@ def run(args: argparse.Namespace) -> int:
         embedder = make_embedder(args, **engine_defaults(args, "embedding"))
     reranker = None if args.no_reranker else make_reranker(args, **engine_defaults(args, "reranker"))
     serve(embedder, reranker, store, host=args.host, port=args.port, api_key=args.api_key,
-          log_level=args.log_level, limits=limits)
+          log_level=args.log_level, limits=limits, docs=not args.no_docs)
     return 0

@@ -1,27 +1,30 @@
-"""``GET /health`` (no API key needed) and ``GET /metrics`` (Prometheus)."""
+"""``GET /health`` (no API key needed; details only with it) and ``GET /metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from qwen3_rag import __version__
 from qwen3_rag.service.auth import require_api_key
+from qwen3_rag.service.middleware import key_matches
 from qwen3_rag.service.state import State
 
 router = APIRouter(tags=["service"])
 
 
 @router.get("/health")
-async def health(state: State) -> dict[str, Any]:
-    """Liveness, model ids, backends and index size (no API key needed)."""
+async def health(request: Request, state: State) -> dict[str, Any]:
+    """Liveness and version (no API key needed); with the key (or on a service without one)
+    also the model ids, backends and the index served."""
+    minimal = {"status": "ok", "service": "qwen3-rag", "version": __version__}
+    if state.api_key is not None and not key_matches(request.scope["headers"], state.api_key):
+        return minimal
     embedder, reranker = state.embedder, state.reranker
     return {
-        "status": "ok",
-        "service": "qwen3-rag",
-        "version": __version__,
+        **minimal,
         "backend": embedder.backend,
         "embedding": {"model": state.embedding_model_name, "dimension": embedder.dimension,
                       "max_length": embedder.max_length, "backend": embedder.backend},
