@@ -137,8 +137,16 @@ class Qwen3Embedder:
 
     @property
     def fingerprint(self) -> dict[str, Any]:
-        """What a vector store records to recognise vectors from this embedder."""
-        return {"model": self.model, "dimension": self.dimension}
+        """What a vector store records to recognise vectors from this embedder: the model's
+        name and the vectors' dimension, plus, where the model's files are on this machine (a
+        directory, or a hub id's snapshot in the Hugging Face cache), a digest of its
+        configuration, tokenizer and weights and its hub revision (computed once)."""
+        if not hasattr(self, "_checkpoint"):
+            from qwen3_rag.store.fingerprint import model_checkpoint
+
+            revision = self.engine_options.get("revision")
+            self._checkpoint = model_checkpoint(self.model, revision if isinstance(revision, str) else None)
+        return {"model": self.model, "dimension": self.dimension, **self._checkpoint}
 
     def _run(self, texts: Sequence[str], method: str, **kwargs: Any) -> np.ndarray:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)

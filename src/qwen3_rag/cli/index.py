@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", default="auto", choices=("auto", *INDEX_KINDS),
                         help="Faiss index for a new store (auto: exact when small, IVF when large)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-model-check", action="store_true",
+                        help="add to a store built with another model of the same dimension (warns)")
     add_json_option(parser)
     add_model_options(parser)
 
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             resume=not args.no_resume, chunk_tokens=args.chunk_tokens, chunk_overlap=overlap,
             text_field=args.text_field, id_field=args.id_field, skip_bad_lines=args.skip_bad_lines,
             show_progress=progress_wanted(args), index=args.index,
-            on_embedded=closing.start if pooled else None,
+            on_embedded=closing.start if pooled else None, check_model=not args.no_model_check,
         )
     finally:
         if closing.ident is not None:

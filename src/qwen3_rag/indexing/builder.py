@@ -111,9 +111,12 @@ class StoreBuilder:
             self.use(store)
 
     @classmethod
-    def open(cls, root: Path, staging: Staging, embedder: Any, index: Any, has_store: bool) -> StoreBuilder:
+    def open(cls, root: Path, staging: Staging, embedder: Any, index: Any, has_store: bool, *,
+             check_model: bool = True) -> StoreBuilder:
         """What the staged rows of a job into ``root`` are built into: the saved store, a new
-        store of an index that doesn't depend on the corpus size, or (planned later) none yet."""
+        store of an index that doesn't depend on the corpus size, or (planned later) none yet.
+        ``check_model=False``: the saved store is opened without its model check (the job has
+        checked the dimension and warned)."""
         dim = staging.dim
 
         def new_store(n: int) -> FaissStore:
@@ -121,8 +124,8 @@ class StoreBuilder:
 
         threads = stream_threads(embedder)
         if has_store:
-            return cls(FaissStore.load(root, embedder), staging, fresh=False, new_store=new_store,
-                       threads=threads)
+            return cls(FaissStore.load(root, embedder if check_model else None), staging, fresh=False,
+                       new_store=new_store, threads=threads)
         builder = cls(None, staging, fresh=True, new_store=new_store, threads=threads)
         probe = new_store(0)  # checks the index choice before anything is embedded
         if not (index == "auto" or probe.spec.is_ivf):

@@ -49,6 +49,8 @@ class IndexOptions:
     skip_bad_lines: bool = False
     show_progress: bool | None = None
     index: Any = "auto"
+    check_model: bool = True
+    """Refuse a store built with another model (``False``: the dimension only, with a warning)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.commit_every < 1:
@@ -137,7 +139,7 @@ class IndexJob:
     def _check_store(self) -> None:
         _, manifest = read_manifest(self.root)
         check_fingerprint(manifest.get("embedder"), manifest["dimension"], self.embedder,
-                          f"store {self.root}")
+                          f"store {self.root}", check_model=self.options.check_model)
         kind = (manifest.get("index") or {}).get("kind")
         index = self.options.index
         if isinstance(index, str) and index != "auto" and kind and index != kind:
@@ -202,7 +204,8 @@ class IndexJob:
         st = self.open(resume)
         try:
             st.open_vectors()
-            self.builder = StoreBuilder.open(self.root, st, self.embedder, self.options.index, self.has_store)
+            self.builder = StoreBuilder.open(self.root, st, self.embedder, self.options.index, self.has_store,
+                                             check_model=self.options.check_model)
             store = self.builder.store
             # saved with this run's rows already (then interrupted before the staging was removed)
             applied = store is not None and store.extra.get("indexing_run") == st.get("run_id")
@@ -289,6 +292,7 @@ def index_corpus(
     show_progress: bool | None = None,
     index: Any = "auto",
     on_embedded: Callable[[], Any] | None = None,
+    check_model: bool = True,
 ) -> IndexReport:
     """Embed a corpus into the store at ``store_path``; resumable after any crash.
 
@@ -318,6 +322,8 @@ def index_corpus(
         on_embedded: called once every document is embedded, before the store is built and
             saved: the embedder is not used after that (``qwen3-rag index`` stops an engine
             pool's workers then, in the background, so the GPU is freed while the store is saved).
+        check_model: ``False`` adds to a store built with another model (same dimension) instead
+            of raising :class:`~qwen3_rag.store.EmbedderMismatchError`; a warning says so.
 
     Raises:
         FileNotFoundError: the source doesn't exist.
@@ -330,7 +336,7 @@ def index_corpus(
     options = IndexOptions(
         batch_size=batch_size, commit_every=commit_every, chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap, text_field=text_field, id_field=id_field,
-        skip_bad_lines=skip_bad_lines, show_progress=show_progress, index=index,
+        skip_bad_lines=skip_bad_lines, show_progress=show_progress, index=index, check_model=check_model,
     )
     return IndexJob(source, store_path, embedder, options).run(resume=resume, on_embedded=on_embedded)
 
