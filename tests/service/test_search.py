@@ -4,6 +4,7 @@ thresholds, reranking, concurrent searches."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import numpy as np
@@ -52,8 +53,11 @@ def test_search_filter_and_threshold(search_url, embedder, corpus):
         r = c.post("/search", json={"query": QUERY, "top_k": 10, "score_threshold": cut}).json()
         assert [x["id"] for x in r["results"]] == [
             i for i, s in vector_order(corpus, embedder, QUERY) if s >= cut]
-        for bad in ({"lang": {"$regex": "e.*"}}, {}, {"lang": {"$in": "en"}}, {"lang": [1, 2]}):
-            r = c.post("/search", json={"query": QUERY, "filter": bad})
+        for bad in ({"lang": {"$regex": "e.*"}}, {}, {"lang": {"$in": "en"}}, {"lang": [[1, 2]]},
+                    {"lang": {}}, {"year": 2**64}, {"la\x00ng": 1}, {"\ud800": 1},
+                    {f"k{i}": i for i in range(1000)}, {"year": {"$gt": None}}):
+            body = json.dumps({"query": QUERY, "filter": bad})  # ASCII: a lone surrogate as \\ud800
+            r = c.post("/search", content=body, headers={"content-type": "application/json"})
             assert r.status_code == 422, (bad, r.text)
             assert r.json()["detail"][0]["msg"]
 

@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 import uuid
@@ -33,16 +32,16 @@ from typing import Any
 
 import numpy as np
 
+from qwen3_rag.store.filters import FIELD_OPERATORS, LOGICAL_OPERATORS, compile_filter, register_functions
+
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS docs (iid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
     "text TEXT NOT NULL, metadata TEXT NOT NULL)"
 )
 """The documents table (the same in memory and in a saved ``docs.sqlite``)."""
+FILTER_OPERATORS = FIELD_OPERATORS + LOGICAL_OPERATORS
+"""Every filter operator (see :mod:`qwen3_rag.store.filters`)."""
 _INSERT = "INSERT INTO docs (iid, id, text, metadata) VALUES (?, ?, ?, ?)"
-
-FILTER_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin")
-_SQL_OPS = {"$eq": "IS", "$ne": "IS NOT", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}  # NULL-safe
-
 
 @dataclass(frozen=True)
 class Record:
@@ -61,68 +60,6 @@ class Hit:
     score: float
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-_INT64 = 2**63
-
-
-def _filter_value(v: Any, key: str) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        raise ValueError(f"filter value for {key!r} must be finite (metadata holds no NaN or "
-                         f"infinity), got {v!r}")
-    if v is None or isinstance(v, str | int | float | bool):
-        return v
-    raise TypeError(f"filter value for {key!r} must be a str, number, bool or None, got {v!r}")
-
-
-def _sql_value(v: Any, key: str) -> Any:
-    """A filter value bound as an SQL parameter (SQLite integers are 64-bit)."""
-    v = _filter_value(v, key)
-    if isinstance(v, int) and not isinstance(v, bool) and not -_INT64 <= v < _INT64:
-        raise ValueError(f"filter value for {key!r} is out of the 64-bit integer range: {v}")
-    return v
-
-
-def compile_filter(flt: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """SQL condition over ``docs.metadata`` for a filter dict (equality, $in, $nin, $ne, ranges).
-
-    Example:
-        >>> where, params = compile_filter({"lang": "en", "year": {"$gte": 2020}})
-        >>> where
-        'json_extract(metadata, ?) IS ? AND json_extract(metadata, ?) >= ?'
-        >>> params
-        ['$."lang"', 'en', '$."year"', 2020]
-    """
-    if not isinstance(flt, Mapping) or not flt:
-        raise TypeError(f"filter must be a non-empty dict of metadata conditions, got {flt!r}")
-    conds: list[str] = []
-    params: list[Any] = []
-    for key, cond in flt.items():
-        if not isinstance(key, str):
-            raise TypeError(f"filter keys must be str, got {key!r}")
-        expr = "json_extract(metadata, ?)"
-        jpath = '$."' + key.replace('"', '\\"') + '"'
-        if isinstance(cond, Mapping) and not cond:
-            raise TypeError(f"filter condition for {key!r} is an empty dict: give a value or operators "
-                            "such as {'$in': [...]}")
-        items = cond.items() if isinstance(cond, Mapping) else [("$eq", cond)]
-        for op, val in items:
-            if op in ("$in", "$nin"):
-                if isinstance(val, str) or not isinstance(val, Iterable):
-                    raise TypeError(f"filter {op} for {key!r} needs a list, got {val!r}")
-                vals = [_filter_value(v, key) for v in val]
-                neg = "NOT " if op == "$nin" else ""
-                conds.append(f"{expr} {neg}IN (SELECT value FROM json_each(?))")
-                params += [jpath, json.dumps(vals)]
-            elif op in _SQL_OPS:
-                conds.append(f"{expr} {_SQL_OPS[op]} ?")
-                params += [jpath, _sql_value(val, key)]
-            else:
-                raise ValueError(
-                    f"unknown filter operator {op!r} for {key!r}; use a value, $eq, $ne, $in, $nin, "
-                    "$gt, $gte, $lt or $lte"
-                )
-    return " AND ".join(conds), params
 
 
 def document_rows(
@@ -168,6 +105,7 @@ class Documents:
 
     def __init__(self, conn: sqlite3.Connection, *, next_key: int = 0, readonly: bool = False):
         self._conn = conn
+        register_functions(conn)
         self._readonly = readonly
         self.next_key = next_key
         self.count = int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
@@ -282,7 +220,8 @@ class Documents:
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     def filter_keys(self, flt: Mapping[str, Any]) -> np.ndarray:
-        """The keys of the documents whose metadata match ``flt`` (see :func:`compile_filter`), by key."""
+        """The keys of the documents whose metadata match ``flt`` (see :mod:`qwen3_rag.store.filters`),
+        by key; raises :class:`~qwen3_rag.store.filters.FilterError` for a filter it cannot evaluate."""
         where, params = compile_filter(flt)
         return _keys(self._conn.execute(f"SELECT iid FROM docs WHERE {where} ORDER BY iid", params))
 
@@ -357,6 +296,7 @@ class Documents:
             work = sqlite3.connect("", check_same_thread=False)
             self._conn.backup(work)
             self._conn.close()
+            register_functions(work)
             self._conn = work
             self._readonly = False
 

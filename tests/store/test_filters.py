@@ -1,0 +1,258 @@
+"""Metadata filters: validated into a bounded typed form, one type-strict semantics on every search
+path, checked against an independent Python evaluation of the same filters over the same records."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from qwen3_rag import FaissStore
+from qwen3_rag.store import query
+from qwen3_rag.store.filters import FilterError, parse_filter
+
+# ---------------------------------------------------------------------- the reference evaluation
+_MISSING = object()
+
+
+def _get(meta, key):
+    cur = meta
+    for part in key.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return _MISSING
+        cur = cur[part]
+    return cur
+
+
+def _kind(v):
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int | float):
+        return "num"
+    if v is None:
+        return "null"
+    return type(v).__name__
+
+
+def _same(a, b):
+    return _kind(a) == _kind(b) and _kind(a) in ("bool", "num", "null", "str") and a == b
+
+
+def _cmp(val, op, v):
+    if _kind(val) != _kind(v) or _kind(v) not in ("num", "str"):
+        return False
+    return {"$gt": val > v, "$gte": val >= v, "$lt": val < v, "$lte": val <= v}[op]
+
+
+def _op(val, op, v):
+    found = val is not _MISSING
+    if op == "$eq":
+        return found and _same(val, v)
+    if op == "$ne":
+        return not _op(val, "$eq", v)
+    if op == "$in":
+        return found and any(_same(val, x) for x in v)
+    if op == "$nin":
+        return not _op(val, "$in", v)
+    if op in ("$gt", "$gte", "$lt", "$lte"):
+        return found and _cmp(val, op, v)
+    is_list = isinstance(val, list)
+    if op == "$contains":
+        return is_list and any(_same(e, v) for e in val)
+    if op == "$any":
+        return is_list and any(_same(e, x) for e in val for x in v)
+    if op == "$all":
+        return is_list and all(any(_same(e, x) for e in val) for x in v)
+    if op == "$text_match":
+        return isinstance(val, str) and v in val
+    if op == "$text_match_insensitive":
+        return isinstance(val, str) and v.lower() in val.lower()
+    if op == "$exists":
+        return found == v
+    if op == "$empty":
+        return (not found or val is None or val == []) == v
+    raise AssertionError(op)
+
+
+def matches(meta, flt) -> bool:
+    """The reference: does ``meta`` satisfy ``flt``, by the documented semantics."""
+    for key, cond in flt.items():
+        if key == "$and":
+            ok = all(matches(meta, f) for f in cond)
+        elif key == "$or":
+            ok = any(matches(meta, f) for f in cond)
+        elif key == "$not":
+            ok = not matches(meta, cond)
+        elif isinstance(cond, dict):
+            ok = all(_op(_get(meta, key), op, v) for op, v in cond.items())
+        elif isinstance(cond, list):
+            ok = _op(_get(meta, key), "$in", cond)
+        else:
+            ok = _op(_get(meta, key), "$eq", cond)
+        if not ok:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------- records and filters
+KEYS = ["n", "s", "b", "x", 'q"k', "b\\k", "nest.a", "nest.deep.z", "tags", "absent"]
+SCALARS = [0, 1, 2, -3, 1.0, 2.5, 7, "1", "a", "b", "Éa", "été", "日本", "", True, False, None]
+
+
+def _record(rng: random.Random, i: int) -> dict:
+    meta: dict = {}
+    for key in ("n", "s", "b", "x", 'q"k', "b\\k"):
+        if rng.random() < 0.8:
+            meta[key] = rng.choice(SCALARS)
+    if rng.random() < 0.7:
+        meta["nest"] = {"a": rng.choice(SCALARS), "deep": {"z": rng.choice(SCALARS)}}
+        if rng.random() < 0.2:
+            meta["nest"] = rng.choice(SCALARS)  # not a dict: no nested key matches
+    if rng.random() < 0.7:
+        meta["tags"] = [rng.choice(SCALARS) for _ in range(rng.randrange(4))]
+    meta["i"] = i
+    return meta
+
+
+def _condition(rng: random.Random):
+    op = rng.choice(["=", "list", "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$contains",
+                     "$any", "$all", "$text_match", "$text_match_insensitive", "$exists", "$empty"])
+    if op == "=":
+        return rng.choice(SCALARS)
+    values = [rng.choice(SCALARS) for _ in range(rng.randrange(1, 4))]
+    if op == "list":
+        return values
+    if op in ("$in", "$nin", "$any", "$all"):
+        return {op: values}
+    if op in ("$gt", "$gte", "$lt", "$lte"):
+        return {op: rng.choice([s for s in SCALARS if _kind(s) in ("num", "str")])}
+    if op.startswith("$text"):
+        return {op: rng.choice(["a", "É", "é", "t", "1", "日"])}
+    if op in ("$exists", "$empty"):
+        return {op: rng.random() < 0.5}
+    return {op: rng.choice(SCALARS)}
+
+
+def random_filter(rng: random.Random, depth: int = 0) -> dict:
+    flt: dict = {}
+    for _ in range(rng.randrange(1, 3)):
+        r = rng.random()
+        if depth < 3 and r < 0.15:
+            flt["$or"] = [random_filter(rng, depth + 1) for _ in range(rng.randrange(1, 3))]
+        elif depth < 3 and r < 0.25:
+            flt["$and"] = [random_filter(rng, depth + 1) for _ in range(rng.randrange(1, 3))]
+        elif depth < 3 and r < 0.35:
+            flt["$not"] = random_filter(rng, depth + 1)
+        else:
+            flt[rng.choice(KEYS)] = _condition(rng)
+    return flt
+
+
+@pytest.fixture(scope="module")
+def records():
+    rng = random.Random(7)
+    metas = [_record(rng, i) for i in range(300)]
+    vecs = np.random.default_rng(7).normal(size=(300, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    return metas, vecs
+
+
+def _store(records, kind):
+    metas, vecs = records
+    store = FaissStore(16, index=kind)
+    store.add([f"t{i}" for i in range(300)], vecs, ids=[str(i) for i in range(300)], metadatas=metas)
+    return store
+
+
+PATHS = [("flat", 50_000), ("hnsw", 50_000), ("hnsw", 0), ({"kind": "ivf", "nlist": 8, "nprobe": 1}, 0),
+         ({"kind": "ivf", "nlist": 8, "nprobe": 1}, 50_000)]
+
+
+@pytest.mark.parametrize("kind, exact_max", PATHS, ids=["flat", "hnsw-exact", "hnsw-selector",
+                                                        "ivf-widened", "ivf-exact"])
+def test_random_filters_match_the_reference_on_every_search_path(records, kind, exact_max, monkeypatch):
+    monkeypatch.setattr(query, "EXACT_FILTER_MAX", exact_max)
+    metas, vecs = records
+    store = _store(records, kind)
+    rng = random.Random(11)
+    q = vecs[0]
+    nonempty = 0
+    for _ in range(150):
+        flt = random_filter(rng)
+        want = [i for i, m in enumerate(metas) if matches(m, flt)]
+        got = store.search(q, k=300, filter=flt)[0]
+        assert sorted(int(h.id) for h in got) == want, flt
+        nonempty += 0 < len(want) < 300
+        if len(want) > 5 and (kind == "flat" or exact_max):  # exact paths: the exact top 5, in order
+            top = store.search(q, k=5, filter=flt)[0]
+            rows = np.array(want)
+            best = rows[np.argsort(-(vecs[rows] @ q), kind="stable")[:5]]
+            assert [h.id for h in top] == [str(i) for i in best]
+    assert nonempty > 60  # the filters select something, not everything or nothing
+
+
+def _tiny(metas):
+    store = FaissStore(2)
+    vecs = np.tile(np.eye(2, dtype=np.float32), (len(metas), 1))[: len(metas)]
+    store.add([str(i) for i in range(len(metas))], vecs, ids=[str(i) for i in range(len(metas))],
+              metadatas=metas)
+    return lambda flt: sorted(h.id for h in store.search(np.array([1, 0], np.float32), k=50, filter=flt)[0])
+
+
+def test_comparisons_are_type_strict_and_negations_treat_missing_keys_alike():
+    find = _tiny([{"k": "1"}, {"k": 1}, {"k": True}, {"k": 1.0}, {}, {"k": None}, {"k": [1]}])
+    assert find({"k": {"$gt": 0}}) == ["1", "3"]  # not the string "1", not true
+    assert find({"k": True}) == ["2"] and find({"k": 1}) == ["1", "3"]
+    assert find({"k": None}) == ["5"]
+    assert find({"k": {"$ne": 1}}) == ["0", "2", "4", "5", "6"]
+    assert find({"k": {"$nin": [1]}}) == find({"k": {"$ne": 1}})  # the missing key matches both
+    assert find({"k": {"$contains": 1}}) == ["6"]
+    assert find({"k": {"$empty": True}}) == ["4", "5"]
+
+
+def test_keys_with_quotes_backslashes_and_dots():
+    find = _tiny([{'a"b': 1, "c\\d": 2, "n": {"x": {"y": 3}}}, {'a"b': 2, "n": 1}])
+    assert find({'a"b': 1}) == ["0"] and find({"c\\d": 2}) == ["0"]
+    assert find({"n.x.y": 3}) == ["0"] and find({"n.x.y": {"$exists": False}}) == ["1"]
+    assert find({"$or": [{'a"b': 2}, {"n.x.y": {"$gte": 3}}]}) == ["0", "1"]
+    assert find({"$not": {'a"b': 2}}) == ["0"]
+
+
+@pytest.mark.parametrize("flt, message", [
+    ({"k": {}}, "empty dict"),
+    ({}, "non-empty dict"),
+    ({"k": 2**64}, "64-bit integer range"),
+    ({"k": {"$in": [-(2**63) - 1]}}, "64-bit integer range"),
+    ({"k\x00": 1}, "NUL"),
+    ({"\ud800": 1}, "lone surrogate"),
+    ({"k": "\udfff"}, "lone surrogate"),
+    ({f"k{i}": i for i in range(1000)}, "at most 100 conditions"),
+    ({"k": {"$in": {"a": 1}}}, r"\$in for 'k' needs a list"),
+    ({"k": {"$nin": "abc"}}, r"\$nin for 'k' needs a list"),
+    ({"k": {"$regex": "a.*"}}, "unknown filter operator '\\$regex'"),
+    ({"$nor": [{"k": 1}]}, "unknown filter operator '\\$nor'"),
+    ({"$and": []}, "non-empty list"),
+    ({"$or": {"k": 1}}, "non-empty list"),
+    ({"k": {"$gt": None}}, "number or a string"),
+    ({"k": {"$lt": True}}, "number or a string"),
+    ({"k": {"$exists": 1}}, "true or false"),
+    ({"k": {"$text_match": 1}}, "needs a string"),
+    ({"k": {"$eq": [1]}}, "must be a str, number, bool or None"),
+    ({"k": {"$eq": {"a": 1}}}, "must be a str, number, bool or None"),
+    ({"k": float("nan")}, "must be finite"),
+    ({"a..b": 1}, "empty part"),
+    ({"k" * 300: 1}, "at most 256"),
+    ({"k": {"$in": list(range(2000))}}, "at most 1024"),
+    ({"k": "x" * 5000}, "at most 4096"),
+    ({"$not": {"$not": {"$not": {"$not": {"$not": {"$not": {"$not": {"$not": {"$not": {"k": 1}}}}}}}}}},
+     "nest at most 8"),
+    ({1: 1}, "keys must be non-empty str"),
+])
+def test_filters_the_store_cannot_evaluate_are_a_value_error_naming_the_problem(flt, message):
+    with pytest.raises(ValueError, match=message):
+        parse_filter(flt)
+    store = FaissStore(2)
+    store.add(["a"], np.eye(2, dtype=np.float32)[:1], ids=["a"], metadatas=[{"k": 1}])
+    with pytest.raises(FilterError, match=message):
+        store.search(np.array([1, 0], np.float32), k=1, filter=flt)
