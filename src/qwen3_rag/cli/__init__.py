@@ -9,7 +9,9 @@ Modules must import heavy things (torch, vLLM, fastapi) inside ``run``, so that 
 stays fast. Bad input (a missing file, an empty corpus, a malformed line, a store built with
 another model) and what the user can fix (a model the hub does not have or cannot be reached
 for, a server that does not answer, a missing optional package) end with exit status 2 and one
-line on stderr, without a traceback; set ``QWEN3_RAG_DEBUG=1`` to see the traceback.
+line on stderr, without a traceback (:func:`is_user_error` decides); anything else is a bug: exit
+status 1, one line naming the error and where it was raised. Set ``QWEN3_RAG_DEBUG=1`` to see
+the traceback.
 
 Example:
     >>> from qwen3_rag.cli import main
@@ -24,8 +26,10 @@ import importlib
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 
@@ -51,6 +55,7 @@ COMMANDS: list[Command] = [
 """Registered subcommands; others add theirs here (``serve``, ``bench``, ``eval``...)."""
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
 
 
 class CLIError(Exception):
@@ -58,16 +63,55 @@ class CLIError(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    """The project's own user-facing errors, and the standard ones that only mean bad input."""
+    from qwen3_rag.engine.options import OptionError
     from qwen3_rag.engine.remote import RemoteError
     from qwen3_rag.sources import BadInputError, EmptyCorpusError
     from qwen3_rag.store import EmbedderMismatchError, StoreError
 
     return (
-        CLIError, BadInputError, EmptyCorpusError, StoreError, EmbedderMismatchError, ValueError, KeyError,
-        OSError,  # files, and a model the hub does not have or cannot be reached for (transformers)
-        ImportError,  # an optional package a command needs: its message says what to install
+        CLIError, BadInputError, EmptyCorpusError, StoreError, EmbedderMismatchError, OptionError,
         RemoteError,  # a server that fails or cannot be reached
+        FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError,
+        ImportError,  # an optional package a command needs: its message says what to install
     )
+
+
+# Packages whose deliberate ``raise ValueError(...)``/``raise OSError(...)`` is a message for the
+# user (an argument out of range, a model the hub does not have); the same error raised anywhere
+# else (numpy, SQLite, an unpacking in our code) is a bug.
+_MESSAGE_PACKAGES = ("qwen3_rag", "transformers", "huggingface_hub")
+
+
+def _last_frame(error: BaseException) -> traceback.FrameSummary | None:
+    frames = traceback.extract_tb(error.__traceback__)
+    return frames[-1] if frames else None
+
+
+def _raised_on_purpose(error: BaseException) -> bool:
+    """True when the innermost frame is a ``raise`` statement of one of :data:`_MESSAGE_PACKAGES`."""
+    frame = _last_frame(error)
+    if frame is None or not (frame.line or "").startswith("raise "):
+        return False
+    parts = Path(frame.filename).parts
+    return any(pkg in parts for pkg in _MESSAGE_PACKAGES)
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether the CLI reports ``error`` as the user's (one line, exit 2) rather than as a bug."""
+    if isinstance(error, _user_errors()):
+        return True
+    if isinstance(error, KeyError):
+        return False
+    return isinstance(error, (ValueError, TypeError, OSError)) and _raised_on_purpose(error)
+
+
+def internal_error_line(error: BaseException) -> str:
+    """A bug in one line: the error, where it was raised, and how to see the whole traceback."""
+    frame = _last_frame(error)
+    where = f" (at {Path(frame.filename).name}:{frame.lineno} in {frame.name})" if frame else ""
+    return (f"qwen3-rag: internal error: {type(error).__name__}: {one_line(error)}{where}; "
+            "set QWEN3_RAG_DEBUG=1 to see the traceback")
 
 
 def _load(cmd: Command) -> ModuleType | None:
@@ -149,11 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qwen3-rag: interrupted", file=sys.stderr)
         return 130
-    except _user_errors() as e:
+    except Exception as e:
         if os.environ.get("QWEN3_RAG_DEBUG"):
             raise
+        if not is_user_error(e):
+            print(internal_error_line(e), file=sys.stderr)
+            return EXIT_INTERNAL
         print(f"qwen3-rag: error: {one_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
-__all__ = ["COMMANDS", "CLIError", "Command", "build_parser", "main"]
+__all__ = ["COMMANDS", "CLIError", "Command", "build_parser", "is_user_error", "main"]
