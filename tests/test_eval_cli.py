@@ -103,3 +103,31 @@ def test_eval_bad_input(beir, tiny_embedding, capsys, extra, message):
     assert main(["eval", str(root), "--model", tiny_embedding, "--backend", "hf", *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("qwen3-rag: error:") and message in err[0]
+
+
+class Terminal:
+    """A stderr that says it is a terminal (progress bars appear only on one)."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("flags, bar", [([], True), (["--no-progress"], False)])
+def test_eval_progress_bar_on_a_terminal_unless_no_progress(beir, tiny_embedding, monkeypatch, flags, bar):
+    root, _, _ = beir
+    err = Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    argv = ["eval", str(root), "--model", tiny_embedding, "--backend", "hf", "--max-queries", "2",
+            "--batch-size", "8", *flags]
+    assert main(argv) == 0
+    assert ("%|" in err.text) is bar, err.text

@@ -24,6 +24,7 @@ from qwen3_rag.cli.common import (
     common_kwargs,
     make_reranker,
     print_json,
+    progress_wanted,
     table,
 )
 from qwen3_rag.store import INDEX_KINDS
@@ -49,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep a document whose id is the query's id (BEIR drops it)")
     parser.add_argument("--batch-size", type=int, help="texts per embedding batch")
     parser.add_argument("-o", "--output", help="write the full results (per query) to this JSON file")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_option(parser)
     add_model_options(parser, reranker=True, repeat_dimensions=True)
 
@@ -145,7 +147,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     kw = common_kwargs(args)
     if args.batch_size:
         kw["batch_size"] = args.batch_size
-    embedder = Qwen3Embedder(args.model, show_progress=not args.json and sys.stderr.isatty(), **kw)
+    bar = progress_wanted(args) is not False and sys.stderr.isatty()  # not with --json/--no-progress
+    embedder = Qwen3Embedder(args.model, show_progress=bar, **kw)
     full = embedder.dimension
     dims = args.dimensions or [full]
     for d in dims:
