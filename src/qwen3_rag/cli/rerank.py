@@ -35,22 +35,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser, embedder=False, reranker=True)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the pair-rerank job (:func:`qwen3_rag.rerank_job.rerank_pairs`) and print its report."""
+def check_before_loading(args: argparse.Namespace) -> None:
+    """What can be checked without the model: the options, the output, the first record."""
+    import json
     from pathlib import Path
+
+    from qwen3_rag.rerank_job import check_job_options, pair_problem
+    from qwen3_rag.sources import BadInputError
+
+    check_job_options(args.batch_size, args.commit_every, args.top_k, args.min_confidence)
+    pairs, output = Path(args.pairs), Path(args.output)
+    if not pairs.is_file():
+        raise FileNotFoundError(f"pairs file not found: {args.pairs}")
+    progress = output.with_name(output.name + ".progress.json")
+    if output.exists() and not args.overwrite and not progress.is_file():  # as the job decides
+        raise FileExistsError(f"output exists: {args.output} (a finished job?); remove it or "
+                              "pass --overwrite")
+    if args.skip_bad_lines:
+        return
+    with open(pairs, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                raise BadInputError(f"{args.pairs}:{n}: malformed JSON "
+                                    "(--skip-bad-lines skips such lines)") from None
+            problem = pair_problem(rec if isinstance(rec, dict) else None)
+            if problem:
+                raise BadInputError(f"{args.pairs}:{n}: {problem}")
+            return
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the pair-rerank job (:func:`qwen3_rag.rerank_job.rerank_pairs`) and print its report.
+
+    The options, the output and the first record are checked before the reranker loads."""
+    import time
 
     from qwen3_rag.rerank_job import rerank_pairs
 
-    if not Path(args.pairs).is_file():
-        raise FileNotFoundError(f"pairs file not found: {args.pairs}")
+    check_before_loading(args)
+    t0 = time.perf_counter()
+    reranker = make_reranker(args)
+    load_s = time.perf_counter() - t0
     report = rerank_pairs(
-        args.pairs, args.output, make_reranker(args), batch_size=args.batch_size,
+        args.pairs, args.output, reranker, batch_size=args.batch_size,
         commit_every=args.commit_every, top_k=args.top_k, min_confidence=args.min_confidence,
         instruction=args.instruction, resume=not args.no_resume, overwrite=args.overwrite,
         skip_bad_lines=args.skip_bad_lines, show_progress=progress_wanted(args),
     )
+    wall_s = time.perf_counter() - t0
     if args.json:
-        print_json(report.to_dict())
+        timings = {"load": load_s, "rerank": report.elapsed_s}
+        print_json({**report.to_dict(), "wall_s": wall_s, "timings": timings})
     else:
         print(key_values([
             ("output", report.output),
@@ -59,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             ("queries", report.queries),
             ("bad lines skipped", report.skipped),
             ("resumed from", f"line {report.resumed_from}" if report.resumed_from else "-"),
-            ("time", f"{report.elapsed_s:.1f} s"),
+            ("time", f"{wall_s:.1f} s"),
+            ("phases", f"load {load_s:.1f} s, rerank {report.elapsed_s:.1f} s"),
         ]))
     return 0
