@@ -7,7 +7,6 @@ import json
 import re
 
 import pytest
-
 from cli.test_cli import assert_user_error, cli
 
 pytestmark = pytest.mark.slow  # the CLI in subprocesses
@@ -46,10 +45,21 @@ def test_bad_options_are_refused_before_the_model_loads(tmp_path):
 
 def test_rerank_time_is_wall_time_with_phases(tmp_path, tiny_reranker):
     write_pairs(tmp_path / "pairs.jsonl", PAIR, {**PAIR, "doc_id": "e"})
-    res = cli("rerank", "pairs.jsonl", "-o", "out.jsonl", "--reranker-model", tiny_reranker, "--backend", "hf",
-              cwd=tmp_path)
+    res = cli("rerank", "pairs.jsonl", "-o", "out.jsonl", "--reranker-model", tiny_reranker,
+              "--backend", "hf", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     wall = float(re.search(r"^time\s+([\d.]+) s$", res.stdout, re.M).group(1))
     load, work = map(float, re.search(r"^phases\s+load ([\d.]+) s, rerank ([\d.]+) s$",
                                       res.stdout, re.M).groups())
     assert load > 0 and wall >= load + work - 0.15, res.stdout
+
+
+def test_index_time_is_wall_time_including_the_load(tmp_path, tiny_embedding):
+    write_pairs(tmp_path / "corpus.jsonl", *({"id": f"n{i}", "text": f"note {i} on cats"} for i in range(8)))
+    res = cli("index", "corpus.jsonl", "--store", "s", "--model", tiny_embedding, "--backend", "hf",
+              cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    wall = float(re.search(r"^time\s+([\d.]+) s$", res.stdout, re.M).group(1))
+    phases = dict((k, float(v)) for k, v in re.findall(r"(\w+) ([\d.]+) s", re.search(
+        r"^phases\s+(.*)$", res.stdout, re.M).group(1)))
+    assert phases["load"] > 0 and wall >= phases["load"] + phases["stream"] - 0.15, res.stdout
