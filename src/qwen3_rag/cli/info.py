@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     """Print what a store holds (or what its interrupted first run has done)."""
     from qwen3_rag.indexing import STAGING, interrupted_run
     from qwen3_rag.store import StoreError, read_manifest
+    from qwen3_rag.store.layout import verify_files
 
     try:
         vdir, manifest = read_manifest(args.store)
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         if first is None:
             raise
         return _first_run(args, first)  # a first run that has saved nothing yet
+    verify_files(vdir, manifest, "size")  # a missing or truncated file is named (checksums: `load`)
     size = sum(p.stat().st_size for p in vdir.iterdir() if p.is_file())
     staging = Path(args.store) / STAGING
     info = {

@@ -59,6 +59,7 @@ from qwen3_rag.store import (
     spec_for_size,
     train_index,
 )
+from qwen3_rag.store.lock import writer_lock
 
 logger = logging.getLogger("qwen3_rag")
 
@@ -335,12 +336,26 @@ def build_store(
         workers: shards read and indexed at once (default: up to 4).
         overwrite: replace an existing store at ``store_path`` (else ``FileExistsError``).
         show_progress: tqdm bar (default: when stderr is a terminal).
+
+    The store's writer lock is held for the whole build (``StoreLockedError`` at once when
+    another process writes the store).
     """
+    target = Path(store_path)
+    created = not target.exists()
+    try:
+        with writer_lock(target):
+            return _build(shards_dir, target, index, embedder, workers, overwrite, show_progress)
+    finally:
+        if created and target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+
+
+def _build(shards_dir: str | os.PathLike[str], target: Path, index: Any, embedder: Any, workers: int | None,
+           overwrite: bool, show_progress: bool | None) -> BuildReport:
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
     fs, root, manifest = read_shard_manifest(shards_dir)
-    target = Path(store_path)
     if (target / CURRENT).exists() and not overwrite:
         raise FileExistsError(f"a store already exists at {target}; pass overwrite=True (--overwrite) "
                               "to replace it")

@@ -32,6 +32,8 @@ from qwen3_rag.indexing.sources import EmptyCorpusError, open_source
 from qwen3_rag.indexing.staging import STAGING, Staging, remove_staging
 from qwen3_rag.indexing.stream import Streamer
 from qwen3_rag.store import CURRENT, FaissStore, check_fingerprint, fingerprint_of, read_manifest
+from qwen3_rag.store.layout import tidy
+from qwen3_rag.store.lock import writer_lock
 
 logger = logging.getLogger("qwen3_rag")
 
@@ -150,7 +152,7 @@ class IndexJob:
     def open(self, resume: bool = True) -> Staging:
         """Create the store directory and open the staging files: a new run, or the interrupted
         one of the same settings (``resume=False`` discards it)."""
-        self.created = not self.root.exists()
+        self.created = self.created or not self.root.exists()
         self.root.mkdir(parents=True, exist_ok=True)
         if not resume:
             remove_staging(self.root / STAGING)
@@ -200,7 +202,19 @@ class IndexJob:
 
     def run(self, *, resume: bool = True, on_embedded: Callable[[], Any] | None = None) -> IndexReport:
         """Open, stream, build and save; the report. ``on_embedded`` is called once every
-        document is embedded (the embedder is not used after that)."""
+        document is embedded (the embedder is not used after that). The store's writer lock is
+        held throughout (:class:`~qwen3_rag.store.StoreLockedError` at once when another
+        process writes the store), and what a killed save left is removed first."""
+        self.created = self.created or not self.root.exists()
+        try:
+            with writer_lock(self.root):
+                tidy(self.root)
+                return self._run(resume, on_embedded)
+        finally:
+            if self.created and self.root.is_dir() and not any(self.root.iterdir()):
+                self.root.rmdir()
+
+    def _run(self, resume: bool, on_embedded: Callable[[], Any] | None) -> IndexReport:
         st = self.open(resume)
         try:
             st.open_vectors()

@@ -55,8 +55,10 @@ from qwen3_rag.store.layout import (
     INDEX_FILE,
     MANIFEST,
     StoreError,
+    StoreWriteError,
     read_manifest,
 )
+from qwen3_rag.store.lock import StoreLockedError, writer_lock
 from qwen3_rag.store.query import EXACT_FILTER_MAX
 from qwen3_rag.store.training import train_index, training_sample
 from qwen3_rag.store.vectors import VectorIndex
@@ -80,7 +82,9 @@ __all__ = [
     "IndexSpec",
     "Record",
     "StoreError",
+    "StoreLockedError",
     "StoreParts",
+    "StoreWriteError",
     "VectorIndex",
     "build_index",
     "check_fingerprint",
@@ -94,4 +98,5 @@ __all__ = [
     "spec_of",
     "train_index",
     "training_sample",
+    "writer_lock",
 ]

@@ -24,9 +24,13 @@ Example:
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import logging
 import os
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -41,10 +45,42 @@ CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 INDEX_FILE = "index.faiss"
 DOCS_FILE = "docs.sqlite"
+VERIFY_MODES = ("checksum", "size")
+"""What :func:`open_version` checks of each file against the manifest: sizes and blake2b
+checksums (reads every byte once), or sizes only."""
+
+logger = logging.getLogger("qwen3_rag")
 
 
 class StoreError(ValueError):
     """A store on disk is missing, damaged, or of another format version."""
+
+
+class StoreWriteError(StoreError):
+    """A save failed for a reason outside the store (disk full, read-only, no permission); the
+    previous version is intact."""
+
+
+def umask() -> int:
+    """The process's umask (from ``/proc`` where it can, else set and restored at once)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def checksum(path: Path, chunk: int = 1 << 20) -> str:
+    """The blake2b digest of a file, streamed."""
+    h = hashlib.blake2b(digest_size=32)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def fsync_dir(path: Path) -> None:
@@ -74,12 +110,19 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
         raise FileNotFoundError(f"store not found: {root}")
     if not pointer.is_file():
         raise StoreError(f"{root} is not a qwen3-rag store (no {CURRENT} file)")
-    version = pointer.read_text(encoding="utf-8").strip()
+    try:
+        version = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise StoreError(f"store {root}: cannot read {pointer}: {e}") from e
+    if not version.startswith("v-") or not version[2:].isdigit():
+        raise StoreError(f"store {root}: {pointer} is damaged (it names {version[:40]!r}, not a version)")
     vdir = root / version
     try:
         manifest = json.loads((vdir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise StoreError(f"store {root}: cannot read {version}/{MANIFEST}: {e}") from e
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise StoreError(f"store {root}: cannot read {vdir / MANIFEST}: {e}") from e
+    if not isinstance(manifest, dict):
+        raise StoreError(f"store {root}: {vdir / MANIFEST} is not a JSON object")
     fmt = manifest.get("format_version")
     if fmt != FORMAT_VERSION:
         raise StoreError(
@@ -91,20 +134,51 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     return vdir, manifest
 
 
-def open_version(path: str | os.PathLike[str]) -> tuple[dict[str, Any], VectorIndex, Documents]:
-    """The manifest, index and documents of a store's current version (checked against the
-    manifest's dimension; the documents are read in place)."""
+def verify_files(vdir: Path, manifest: dict[str, Any], verify: str = "checksum") -> None:
+    """``StoreError`` naming the file and the version directory unless each file of the version
+    has the size (and, with ``verify="checksum"``, the checksum) its manifest records. A store
+    saved without them (by an older qwen3-rag) is checked for its files' presence only."""
+    if verify not in VERIFY_MODES:
+        raise ValueError(f"verify must be one of {VERIFY_MODES}, got {verify!r}")
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        logger.info("qwen3_rag: %s records no file checksums (saved by an older qwen3-rag)", vdir)
+        files = {name: {} for name in (INDEX_FILE, DOCS_FILE)}
+    for name, expected in sorted(files.items()):
+        file = vdir / name
+        try:
+            size = file.stat().st_size
+        except OSError as e:
+            raise StoreError(f"store file {file} is missing or unreadable ({e.strerror}): the version "
+                             f"{vdir} is incomplete") from e
+        if "size" in expected and size != expected["size"]:
+            raise StoreError(f"store file {file} has {size} bytes but the manifest of {vdir} records "
+                             f"{expected['size']}: the file is truncated or damaged")
+        if verify == "checksum" and "blake2b" in expected and checksum(file) != expected["blake2b"]:
+            raise StoreError(f"store file {file} does not match the checksum in the manifest of {vdir}: "
+                             "the file is damaged")
+
+
+def open_version(path: str | os.PathLike[str], verify: str = "checksum") -> tuple[str, dict[str, Any],
+                                                                                    VectorIndex, Documents]:
+    """The version name, manifest, index and documents of a store's current version (its files
+    verified, see :func:`verify_files`; checked against the manifest's dimension; the documents
+    are read in place)."""
     vdir, manifest = read_manifest(path)
+    verify_files(vdir, manifest, verify)
     dim = manifest["dimension"]
     spec = IndexSpec.from_dict(manifest.get("index") or {"kind": "flat"})
     try:
         vectors = VectorIndex.read(vdir / INDEX_FILE, spec)
     except RuntimeError as e:
-        raise StoreError(f"store {path}: cannot read {vdir.name}/{INDEX_FILE}: {e}") from e
+        raise StoreError(f"store {path}: cannot read {vdir / INDEX_FILE}: {e}") from e
     if vectors.dim != dim:
         raise StoreError(f"store {path}: index dimension {vectors.dim} != manifest dimension {dim}")
-    documents = Documents.open(vdir / DOCS_FILE, next_key=int(manifest.get("next_iid", vectors.ntotal)))
-    return manifest, vectors, documents
+    try:
+        documents = Documents.open(vdir / DOCS_FILE, next_key=int(manifest.get("next_iid", vectors.ntotal)))
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"store {path}: cannot read {vdir / DOCS_FILE}: {e}") from e
+    return vdir.name, manifest, vectors, documents
 
 
 def check_count(path: str | os.PathLike[str], manifest: dict[str, Any], count: int) -> None:
@@ -119,28 +193,67 @@ def save_version(target: Path, vectors: VectorIndex, documents: Documents, manif
 
     The version is written into a temporary directory, fsynced, renamed, then ``CURRENT`` is
     replaced with ``os.replace``; older versions (and temporary leftovers) are removed last.
+    The directory and files end with the permissions ``open()`` gives under the umask. A full
+    disk, a read-only store or a missing permission raise :class:`StoreWriteError` (one line
+    naming the path; the previous version stays current).
     """
-    target.mkdir(parents=True, exist_ok=True)
-    version = next_version(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=target))
     try:
+        target.mkdir(parents=True, exist_ok=True)
+        version = next_version(target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=target))
+    except OSError as e:
+        raise write_error(e, target, 0) from e
+    try:
+        os.chmod(tmp, 0o777 & ~umask())
         write_version(tmp, vectors, documents, manifest)
         os.rename(tmp, target / version)
         fsync_dir(target)
         point_to(target, version)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, sqlite3.OperationalError) and "full" in str(e):  # SQLite's ENOSPC
+            e = OSError(errno.ENOSPC, str(e), str(tmp / DOCS_FILE))
+        if isinstance(e, OSError):
+            raise write_error(e, target, _version_bytes(target)) from e
         raise
     prune(target, keep=version)
     return version
 
 
+def write_error(error: OSError, target: Path, needed: int) -> OSError | StoreWriteError:
+    """A save's ``OSError`` as one line naming the path (and, for a full disk, the space a new
+    version needs); other errors unchanged."""
+    where = error.filename or target
+    if error.errno == errno.ENOSPC:
+        need = f" (a save writes a complete new version: about {needed / 2**20:,.1f} MiB free are needed)"
+        return StoreWriteError(f"cannot save store {target}: no space left on the device of {where}"
+                               + (need if needed else "") + "; the previous version is intact")
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StoreWriteError(f"cannot save store {target}: {where} is not writable ({error.strerror}); "
+                               "the previous version is intact")
+    return error
+
+
+def _version_bytes(target: Path) -> int:
+    """The size of the current version (about what a new one needs)."""
+    try:
+        vdir = target / (target / CURRENT).read_text(encoding="utf-8").strip()
+        return sum(p.stat().st_size for p in vdir.iterdir() if p.is_file())
+    except (OSError, ValueError):
+        return 0
+
+
 def write_version(vdir: Path, vectors: VectorIndex, documents: Documents, manifest: dict[str, Any]) -> None:
-    """The three files of a version in ``vdir``, fsynced."""
+    """The three files of a version in ``vdir``, fsynced; the manifest records the size and
+    blake2b checksum of the other two."""
     vectors.write(vdir / INDEX_FILE)
     documents.backup_to(vdir / DOCS_FILE)
-    (vdir / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    files = {name: {"size": (vdir / name).stat().st_size, "blake2b": checksum(vdir / name)}
+             for name in (INDEX_FILE, DOCS_FILE)}
+    (vdir / MANIFEST).write_text(json.dumps({**manifest, "files": files}, indent=2), encoding="utf-8")
+    mode = 0o666 & ~umask()
     for name in (INDEX_FILE, DOCS_FILE, MANIFEST):
+        os.chmod(vdir / name, mode)
         fsync_file(vdir / name)
     fsync_dir(vdir)
 
@@ -167,6 +280,19 @@ def prune(root: Path, keep: str) -> None:
     for p in root.iterdir():
         if (p.name.startswith("v-") and p.name != keep) or p.name.startswith(".tmp-v-"):
             shutil.rmtree(p, ignore_errors=True)
+        elif p.name.startswith(f".{CURRENT}.") and p.name.endswith(".tmp"):
+            p.unlink(missing_ok=True)
+
+
+def tidy(root: str | os.PathLike[str]) -> None:
+    """Remove what a save killed before its last step left (older versions, temporary
+    directories), keeping the version ``CURRENT`` names; nothing when there is no valid one.
+    The caller holds the writer lock."""
+    try:
+        vdir, _ = read_manifest(root)
+    except (OSError, StoreError):
+        return
+    prune(Path(root), keep=vdir.name)
 
 
 __all__ = [
@@ -175,12 +301,19 @@ __all__ = [
     "FORMAT_VERSION",
     "INDEX_FILE",
     "MANIFEST",
+    "VERIFY_MODES",
     "StoreError",
+    "StoreWriteError",
     "check_count",
+    "checksum",
     "open_version",
     "point_to",
     "prune",
     "read_manifest",
     "save_version",
+    "tidy",
+    "umask",
+    "verify_files",
+    "write_error",
     "write_version",
 ]
