@@ -146,8 +146,41 @@ def test_cli_index_and_search_on_a_copied_model_and_no_model_check(tmp_path, che
     found = cli("search", "alpha", "--store", "s", "--model", copy, "--json")
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)
+    other_search = cli("search", "alpha", "--store", "s", "--model", other, "--json")
+    assert other_search.returncode == 2 and "another checkpoint" in other_search.stderr
+    told = cli("search", "alpha", "--store", "s", "--model", other, "--json", "--no-model-check")
+    assert told.returncode == 0 and "model check is off" in told.stderr, told.stderr
     refused = cli("index", "c.jsonl", "--store", "s", "--model", other, "--no-progress")
     assert refused.returncode == 2 and "another checkpoint" in refused.stderr
     told = cli("index", "c.jsonl", "--store", "s", "--model", other, "--no-progress", "--no-model-check")
     assert told.returncode == 0, told.stderr
     assert "model check is off" in told.stderr
+
+
+def test_load_and_the_adapters_pass_check_model_through(tmp_path, checkpoints, caplog):
+    from langchain_qwen3_rag import Qwen3Embeddings
+    from langchain_qwen3_rag import Qwen3FaissVectorStore as LangChainStore
+    from llama_index.embeddings.qwen3_rag import Qwen3Embedding
+    from llama_index.vector_stores.qwen3_rag import Qwen3FaissVectorStore as LlamaStore
+
+    emb, _, other = checkpoints
+    _saved_store(tmp_path / "s", Qwen3Embedder(emb, backend="hf"))
+    with pytest.raises(EmbedderMismatchError, match="another checkpoint"):
+        FaissStore.load(tmp_path / "s", Qwen3Embedder(other, backend="hf"))
+    with caplog.at_level(logging.WARNING, logger="qwen3_rag"):
+        unchecked = FaissStore.load(tmp_path / "s", Qwen3Embedder(other, backend="hf"), check_model=False)
+    assert len(unchecked) == 3
+    assert caplog.text.count("model check is off") == 1
+    lc = Qwen3Embeddings(model=other, backend="hf")
+    with pytest.raises(EmbedderMismatchError):
+        LangChainStore.load_local(tmp_path / "s", lc)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="qwen3_rag"):
+        assert len(LangChainStore.load_local(tmp_path / "s", lc, check_model=False).get_by_ids(["a"])) == 1
+    assert caplog.text.count("model check is off") == 1
+    li = Qwen3Embedding(model_name=other, backend="hf")
+    with pytest.raises(EmbedderMismatchError):
+        LlamaStore.from_persist_path(str(tmp_path / "s"), embed_model=li)
+    assert LlamaStore.from_persist_path(str(tmp_path / "s"), embed_model=li, check_model=False) is not None
+    with pytest.raises(EmbedderMismatchError, match="dimensional"):  # the dimension still counts
+        FaissStore.load(tmp_path / "s", Qwen3Embedder(emb, backend="hf", dimensions=32), check_model=False)

@@ -58,6 +58,7 @@ class Qwen3FaissVectorStore(VectorStore):
         store: FaissStore | None = None,
         *,
         index: str | Mapping[str, Any] = "auto",
+        check_model: bool = True,
     ):
         if not isinstance(embedding, Embeddings):
             raise TypeError(f"embedding must be a LangChain Embeddings, got {type(embedding).__name__}")
@@ -67,7 +68,7 @@ class Qwen3FaissVectorStore(VectorStore):
         if store is None and embedder is not None:
             store = FaissStore(embedder.dimension, index=index, embedder=embedder)
         elif store is not None:
-            store.check_embedder(embedder)
+            store.check_embedder(embedder, check_model=check_model)
         self._store = store
 
     @property
@@ -286,16 +287,18 @@ class Qwen3FaissVectorStore(VectorStore):
 
     @classmethod
     def load_local(
-        cls, folder_path: str | os.PathLike[str], embeddings: Embeddings, **kwargs: Any
+        cls, folder_path: str | os.PathLike[str], embeddings: Embeddings, *, check_model: bool = True,
+        **kwargs: Any,
     ) -> Qwen3FaissVectorStore:
         """Open a saved store (from :meth:`save_local`, the CLI or LlamaIndex).
 
         No ``allow_dangerous_deserialization`` is needed: nothing is unpickled. Raises
         ``EmbedderMismatchError`` when ``embeddings`` is a ``Qwen3Embeddings`` of another model
-        or size than the store was built with.
+        or size than the store was built with (``check_model=False``: only of another size, with
+        a warning that the model isn't checked).
         """
-        store = FaissStore.load(folder_path, embedder=_embedder_of(embeddings))
-        return cls(embeddings, store)
+        store = FaissStore.load(folder_path, embedder=_embedder_of(embeddings) if check_model else None)
+        return cls(embeddings, store, check_model=check_model)  # (checked there without the model)
 
 
 def _document(hit: Hit) -> Document:

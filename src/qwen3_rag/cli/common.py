@@ -109,7 +109,8 @@ def open_store(args: argparse.Namespace, **options: Any) -> tuple[Any, Any]:
     if not (args.model or recorded.get("model")):
         raise CLIError(f"{args.store} does not record its embedding model; pass --model")
     embedder = make_embedder(args, model=recorded.get("model"), dimension=manifest["dimension"], **options)
-    return FaissStore.load(args.store, embedder), embedder
+    check_model = not getattr(args, "no_model_check", False)
+    return FaissStore.load(args.store, embedder, check_model=check_model), embedder
 
 
 def make_reranker(args: argparse.Namespace, **options: Any) -> Any:

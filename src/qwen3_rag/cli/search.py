@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instruction", help="task instruction for the query (and the reranker)")
     parser.add_argument("--preview-chars", type=int, default=200, help="text preview length (default 200)")
     parser.add_argument("--full-text", action="store_true", help="print whole texts, not previews")
+    parser.add_argument("--no-model-check", action="store_true",
+                        help="search a store built with another model of the same dimension (warns)")
     add_json_option(parser)
     add_model_options(parser, reranker=True)
 

@@ -128,6 +128,7 @@ class Qwen3FaissVectorStore(BasePydanticVectorStore):
         embed_model: Any = None,
         index: str | dict[str, Any] = "auto",
         score_threshold: float | None = None,
+        check_model: bool = True,
         **kwargs: Any,
     ):
         super().__init__(index=index, score_threshold=score_threshold, **kwargs)
@@ -135,7 +136,7 @@ class Qwen3FaissVectorStore(BasePydanticVectorStore):
         if faiss_store is None and embedder is not None:
             faiss_store = FaissStore(embedder.dimension, index=index, embedder=embedder)
         elif faiss_store is not None:
-            faiss_store.check_embedder(embedder)
+            faiss_store.check_embedder(embedder, check_model=check_model)
         self._store = faiss_store
 
     @classmethod
@@ -251,16 +252,18 @@ class Qwen3FaissVectorStore(BasePydanticVectorStore):
 
     @classmethod
     def from_persist_path(
-        cls, persist_path: str | os.PathLike[str], embed_model: Any = None, **kwargs: Any
+        cls, persist_path: str | os.PathLike[str], embed_model: Any = None, *, check_model: bool = True,
+        **kwargs: Any,
     ) -> Qwen3FaissVectorStore:
         """Open a saved store directory (from :meth:`persist`, the CLI or LangChain).
 
         Pass the ``Qwen3Embedding`` you query with as ``embed_model``: the store then checks it
         is the model (and dimension) it was built with, and raises ``EmbedderMismatchError``
-        otherwise. Without it nothing is checked.
+        otherwise (``check_model=False``: only for another dimension, with a warning that the
+        model isn't checked). Without it nothing is checked.
         """
-        return cls(FaissStore.load(persist_path, embedder=_embedder_of(embed_model)),
-                   embed_model=embed_model, **kwargs)
+        store = FaissStore.load(persist_path, embedder=_embedder_of(embed_model) if check_model else None)
+        return cls(store, embed_model=embed_model, check_model=check_model, **kwargs)  # checked there
 
     @classmethod
     def from_persist_dir(
