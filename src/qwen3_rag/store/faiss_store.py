@@ -43,7 +43,15 @@ from qwen3_rag.store.documents import Documents, Hit, Record, document_rows
 from qwen3_rag.store.faiss_lib import faiss_module
 from qwen3_rag.store.fingerprint import check_fingerprint, fingerprint_of
 from qwen3_rag.store.kinds import IndexSpec, choose_kind, spec_of
-from qwen3_rag.store.layout import FORMAT_VERSION, check_count, open_version, save_version
+from qwen3_rag.store.layout import (
+    CURRENT,
+    FORMAT_VERSION,
+    StoreError,
+    check_count,
+    open_version,
+    save_version,
+)
+from qwen3_rag.store.lock import writer_lock
 from qwen3_rag.store.query import hits, nearest
 from qwen3_rag.store.vectors import VectorIndex, as_matrix
 
@@ -119,6 +127,7 @@ class FaissStore:
         self.created_at = parts.created_at
         self.extra = parts.extra
         """JSON-serialisable notes saved in the manifest (e.g. the last indexing run)."""
+        self._base: tuple[str, str] | None = None  # (store path, version) this store was loaded from
 
     # ------------------------------------------------------------------ basics
     @property
@@ -269,12 +278,14 @@ class FaissStore:
                 raise KeyError(f"unknown id {missing[0]!r}")
             return self._vectors.reconstruct(np.array([found[d] for d in id_list], dtype=np.int64))
 
-    def iter_records(self, batch_size: int = 1000) -> Iterator[Record]:
-        """All documents, in insertion order (streamed)."""
+    def iter_records(self, batch_size: int = 1000,
+                     filter: Mapping[str, Any] | None = None) -> Iterator[Record]:
+        """All documents (those matching ``filter``, as in :meth:`search`), in insertion order
+        (streamed)."""
         last = -1
         while True:
             with self._lock:
-                page = self._documents.page(last, batch_size)
+                page = self._documents.page(last, batch_size, filter)
             if not page:
                 return
             for _, record in page:
@@ -293,10 +304,11 @@ class FaissStore:
         Args:
             vectors: (n, d) query vectors, or one (d,) vector (still one list of hits back).
             k: hits per query; fewer only when fewer documents (matching ``filter``) exist.
-            filter: metadata conditions, all of which must hold: ``{"lang": "en"}``,
-                ``{"lang": {"$in": ["en", "fr"]}}``, ``$ne``, ``$nin``, ``$gt``, ``$gte``,
-                ``$lt``, ``$lte``. A filtered search still returns ``k`` hits when ``k``
-                documents match (the store widens the search, then scores them exactly).
+            filter: metadata conditions (:mod:`qwen3_rag.store.filters`): ``{"lang": "en"}``,
+                ``{"lang": {"$in": ["en", "fr"]}}``, ``$ne``, ``$gt``, ``$or``, ``$not``...;
+                one it cannot evaluate raises ``FilterError`` (a ``ValueError``). A filtered
+                search still returns ``k`` hits when ``k`` documents match (the store widens
+                the search, then scores them exactly).
             score_threshold: drop hits scoring below this (cosine similarity).
         """
         q = as_matrix(vectors, self.dim, "query vectors")
@@ -340,39 +352,66 @@ class FaissStore:
 
         A new version directory is written and fsynced, then ``CURRENT`` is replaced with
         ``os.replace``; earlier versions are removed afterwards. A crash at any point leaves
-        the previous version loadable (see :mod:`qwen3_rag.store.layout`).
+        the previous version loadable (see :mod:`qwen3_rag.store.layout`). A save writes a
+        complete new version: it needs that much free space next to the current one.
+
+        Raises:
+            StoreLockedError: another process is writing the directory (one writer per store).
+            StoreError: the directory holds a newer version than the one this store was loaded
+                from (another process saved it since: load it again), or the save failed for a
+                full disk or a read-only directory (``StoreWriteError``, naming the path).
         """
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ValueError("no path: pass save(path) or create the store with path=...")
-        with self._lock:
+        with self._lock, writer_lock(target):
+            self._check_base(target)
             if self.auto:
                 self.optimize()
             self._vectors.ensure_index()
-            save_version(target, self._vectors, self._documents, self.manifest())
+            version = save_version(target, self._vectors, self._documents, self.manifest())
             if self.path is None:
                 self.path = target
+            self._base = (os.path.realpath(target), version)
         return target
+
+    def _check_base(self, target: Path) -> None:
+        """Refuse to overwrite a version that another process saved after this one was loaded."""
+        if self._base is None or self._base[0] != os.path.realpath(target):
+            return
+        try:
+            current = (target / CURRENT).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return
+        if current != self._base[1]:
+            raise StoreError(f"store {target} was saved by another writer since this store was loaded from "
+                             f"it ({self._base[1]}, now {current}); saving would lose that change: load "
+                             "it again and repeat the change")
 
     @classmethod
     def load(
         cls, path: str | os.PathLike[str], embedder: Any = None, *, gpu: bool | str = "auto",
-        check_model: bool = True,
+        verify: str = "checksum", check_model: bool = True,
     ) -> FaissStore:
         """Open a saved store.
 
-        Checks the format version and dimension; with ``embedder`` (a ``Qwen3Embedder`` or its
-        fingerprint dict), raises :class:`EmbedderMismatchError` when it isn't the embedder
-        the store was built with (``check_model=False``: only for another dimension, with a
-        warning that the model isn't checked).
+        Checks the format version and dimension, and each file against the size and checksum
+        its manifest records (``verify="checksum"``, reading every byte once: about a second
+        per GB; ``verify="size"`` checks sizes only, for very large stores); a damaged file
+        raises :class:`StoreError` naming it and its version directory. With ``embedder`` (a
+        ``Qwen3Embedder`` or its fingerprint dict), raises :class:`EmbedderMismatchError` when
+        it isn't the embedder the store was built with (``check_model=False``: only for another
+        dimension, with a warning that the model isn't checked). Loading needs no lock: readers can
+        open a store while one process writes it.
         """
-        manifest, vectors, documents = open_version(path)
+        version, manifest, vectors, documents = open_version(path, verify)
         parts = StoreParts(
             vectors, documents, auto=bool(manifest.get("auto", False)), fingerprint=manifest.get("embedder"),
             created_at=float(manifest.get("created_at", time.time())),
             extra=dict(manifest.get("extra") or {}),
         )
         store = cls(manifest["dimension"], path, gpu=gpu, parts=parts)
+        store._base = (os.path.realpath(path), version)
         store.check_embedder(embedder, check_model=check_model)
         check_count(path, manifest, len(store))
         return store
