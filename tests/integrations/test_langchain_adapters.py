@@ -143,3 +143,13 @@ def test_rerank_inside_contextual_compression_retriever(embeddings, tiny_reranke
     assert [d.metadata["relevance_score"] for d in out] == sorted(
         (d.metadata["relevance_score"] for d in out), reverse=True
     )
+
+
+def test_embeddings_take_model_name_like_huggingface_embeddings(tiny_embedding):
+    emb = Qwen3Embeddings(model_name=tiny_embedding, backend="hf")
+    assert emb.model_name == emb.model == emb.embedder.model
+    assert emb.embedder is not None and len(emb.embed_query("cats?")) == emb.embedder.dimension
+    old = Qwen3Embeddings(model=tiny_embedding, backend="hf")  # the older name still works
+    assert old.model_name == emb.model_name
+    with pytest.raises(ValueError, match="disagree"):
+        Qwen3Embeddings(model_name=tiny_embedding, model="/other/model", backend="hf")

@@ -19,7 +19,8 @@ class Qwen3Embeddings(BaseModel, Embeddings):
     built with the same settings shares one loaded model.
 
     Args:
-        model: hub id or local directory of a Qwen3-Embedding checkpoint.
+        model_name: hub id or local directory of a Qwen3-Embedding checkpoint (the argument
+            ``HuggingFaceEmbeddings`` takes); ``model`` is the same argument under its older name.
         backend: ``"auto"`` (vLLM with a CUDA GPU, else transformers), ``"vllm"``, ``"hf"``
             or ``"remote"``.
         query_instruction: the task instruction put in front of queries (not documents).
@@ -32,15 +33,17 @@ class Qwen3Embeddings(BaseModel, Embeddings):
 
     Example:
         >>> from langchain_qwen3_rag import Qwen3Embeddings
-        >>> emb = Qwen3Embeddings()                    # doctest: +SKIP
+        >>> emb = Qwen3Embeddings(model_name="Qwen/Qwen3-Embedding-0.6B")  # doctest: +SKIP
         >>> vec = emb.embed_query("What is BM25?")     # doctest: +SKIP
         >>> docs = emb.embed_documents(["BM25 is a ranking function."])  # doctest: +SKIP
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    model: str | None = None
+    model_name: str | None = None
     """Hub id or local directory; ``None``: the configured one (:mod:`qwen3_rag.config`)."""
+    model: str | None = None
+    """The same as :attr:`model_name` (its older name); both hold the model in use."""
     backend: str | None = None
     query_instruction: str = DEFAULT_INSTRUCTION
     dimensions: int | None = None
@@ -52,8 +55,10 @@ class Qwen3Embeddings(BaseModel, Embeddings):
     _embedder: Qwen3Embedder = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
+        if self.model_name and self.model and self.model_name != self.model:
+            raise ValueError(f"model_name={self.model_name!r} and model={self.model!r} disagree; pass one")
         self._embedder = Qwen3Embedder(
-            self.model,
+            self.model_name or self.model,
             backend=self.backend,
             query_instruction=self.query_instruction,
             dimensions=self.dimensions,
@@ -62,7 +67,8 @@ class Qwen3Embeddings(BaseModel, Embeddings):
             show_progress=self.show_progress,
             **self.engine_kwargs,
         )
-        self.model, self.backend = self._embedder.model, self._embedder.backend
+        self.model_name = self.model = self._embedder.model
+        self.backend = self._embedder.backend
         self.max_length = self._embedder.max_length
 
     @property
