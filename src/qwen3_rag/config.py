@@ -262,8 +262,20 @@ def write_settings(path: str | os.PathLike[str], settings: Settings) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
+    os.chmod(f.name, file_mode(path))
     os.replace(f.name, path)
     return path
+
+
+def file_mode(path: Path) -> int:
+    """The permissions a file replaced atomically at ``path`` should get: the existing file's, else
+    what ``open()`` gives under the umask (``0o666 & ~umask``; a temporary file gets 0o600)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def write_recommendation(path: str | os.PathLike[str], recommendation: Mapping[str, Any],

@@ -27,6 +27,7 @@ from qwen3_rag.cli.common import (
     progress_wanted,
     table,
 )
+from qwen3_rag.config import file_mode
 from qwen3_rag.store import INDEX_KINDS
 
 TOP_IDS = 10
@@ -191,6 +192,7 @@ def _write_json(path: str, data: Any) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False, indent=2)
             f.write("\n")
+        os.chmod(tmp, file_mode(target))  # as open() would make it, not mkstemp's 0o600
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
