@@ -70,6 +70,35 @@ def test_filters_and_score_threshold(store, cosines):
         store.similarity_search(QUERY, filter={"lang": {"$regex": "e."}})
 
 
+def test_langchain_filter_operators_through_search_and_retriever(embeddings):
+    metas = [{"lang": lang, "n": i, "src": {"year": 2020 + i % 3}, 'q"k': i % 2}
+             for i, lang in enumerate(LANGS)]
+    del metas[2]["n"]
+    ids = [f"t{i}" for i in range(6)]
+    store = Qwen3FaissVectorStore.from_texts(TEXTS, embeddings, metadatas=metas, ids=ids)
+    cases = [
+        ({"lang": ["de", "pt"]}, lambda m: m["lang"] in ("de", "pt")),  # FAISS's $in shorthand
+        ({"$or": [{"lang": "de"}, {"n": {"$gte": 4}}]}, lambda m: m["lang"] == "de" or m.get("n", -1) >= 4),
+        ({"$and": [{"lang": {"$ne": "en"}}, {"$not": {"n": 1}}]},
+         lambda m: m["lang"] != "en" and m.get("n") != 1),
+        ({"n": {"$ne": 3}}, lambda m: m.get("n") != 3),  # a missing key: $ne matches
+        ({"n": {"$nin": [0, 3]}}, lambda m: m.get("n") not in (0, 3)),  # and so does $nin
+        ({"src.year": {"$lt": 2022}}, lambda m: m["src"]["year"] < 2022),  # a nested key
+        ({'q"k': 1}, lambda m: m['q"k'] == 1),
+        ({"n": {"$gt": "1"}}, lambda m: False),  # a string never compares with numbers
+    ]
+    for flt, want in cases:
+        expected = sorted(f"t{i}" for i, m in enumerate(metas) if want(m))
+        assert sorted(d.id for d in store.similarity_search(QUERY, k=6, filter=flt)) == expected, flt
+        retriever = store.as_retriever(search_kwargs={"k": 6, "filter": flt})
+        assert sorted(d.id for d in retriever.invoke(QUERY)) == expected, flt
+        mmr = store.max_marginal_relevance_search(QUERY, k=2, fetch_k=6, filter=flt)
+        assert {d.id for d in mmr} <= set(expected) and len(mmr) == min(2, len(expected))
+    for bad in ({"lang": {"$in": "en"}}, {"n": {}}, {"n": 2**64}, {"$or": []}):
+        with pytest.raises(ValueError):
+            store.similarity_search(QUERY, filter=bad)
+
+
 async def test_async_search_and_add(store, embeddings):
     sync = store.similarity_search_with_score(QUERY, k=3)
     assert await store.asimilarity_search_with_score(QUERY, k=3) == sync

@@ -92,12 +92,117 @@ def test_metadata_filters(store, embed_model):
         MetadataFilters(filters=[MetadataFilter(key="year", value=2022, operator=FilterOperator.LT)]),
     ) == ["n1", "n2"]
     assert ids(MetadataFilter(key="lang", value="xx")) == []
-    with pytest.raises(ValueError, match="only AND"):
-        ids(MetadataFilter(key="lang", value="en"), MetadataFilter(key="lang", value="de"),
-            condition=FilterCondition.OR)
-    with pytest.raises(ValueError, match=r"'text_match'.*supported: =="):
-        ids(MetadataFilter(key="lang", value="e", operator=FilterOperator.TEXT_MATCH))
+    assert ids(MetadataFilter(key="lang", value="en"), MetadataFilter(key="lang", value="de"),
+               condition=FilterCondition.OR) == ["n0", "n1", "n3"]
+    assert ids(MetadataFilter(key="lang", value="en"), MetadataFilter(key="year", value=2020),
+               condition=FilterCondition.NOT) == ["n2", "n4"]
+    nested = MetadataFilters(filters=[MetadataFilter(key="year", value=2021, operator=FilterOperator.LTE),
+                                      MetadataFilter(key="lang", value="pt")], condition=FilterCondition.OR)
+    ne = MetadataFilter(key="lang", value="en", operator=FilterOperator.NE)
+    assert ids(ne, nested) == ["n1", "n2", "n4"]
+    text = MetadataFilter(key="lang", value="N", operator=FilterOperator.TEXT_MATCH_INSENSITIVE)
+    assert ids(text) == ["n0", "n3"]
+    with pytest.raises(ValueError, match=r"\$in for 'lang' needs a list"):
+        ids(MetadataFilter(key="lang", value="en", operator=FilterOperator.IN))
     assert to_store_filter(MetadataFilters(filters=[MetadataFilter(key="a", value=1)])) == {"a": {"$eq": 1}}
+
+
+def _flat_nodes(n: int = 60) -> list[TextNode]:
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(n, 8))
+    nodes = []
+    for i in range(n):
+        meta = {"title": ["Alpha beta", "gamma", "Beta", ""][i % 4], "n": i % 7}
+        if i % 5:
+            meta["tags"] = [["a"], ["a", "b"], [], ["c", "b"]][i % 4]
+        if i % 6 == 0:
+            del meta["n"]
+        nodes.append(TextNode(id_=f"x{i}", text=f"t{i}", metadata=meta, embedding=vecs[i].tolist()))
+    return nodes
+
+
+OPERATOR_VALUES = [
+    (FilterOperator.EQ, 3), (FilterOperator.NE, 3), (FilterOperator.GT, 3), (FilterOperator.GTE, 3),
+    (FilterOperator.LT, 3), (FilterOperator.LTE, 3),
+    (FilterOperator.IN, [1, 2]), (FilterOperator.NIN, [1, 2]),
+    (FilterOperator.CONTAINS, "b"), (FilterOperator.ANY, ["c", "a"]), (FilterOperator.ALL, ["b", "a"]),
+    (FilterOperator.TEXT_MATCH, "eta"), (FilterOperator.TEXT_MATCH_INSENSITIVE, "BETA"),
+    (FilterOperator.IS_EMPTY, None),
+]
+
+
+def test_every_filter_operator_and_condition_matches_llamaindex_simple_vector_store():
+    from llama_index.core.vector_stores import SimpleVectorStore
+
+    nodes = _flat_nodes()
+    ours, simple = Qwen3FaissVectorStore(index="flat"), SimpleVectorStore()
+    ours.add(nodes)
+    simple.add(nodes)
+    assert {f.value for f in FilterOperator} == {op.value for op, _ in OPERATOR_VALUES}  # every one
+
+    def key(op):
+        if op in (FilterOperator.CONTAINS, FilterOperator.ANY, FilterOperator.ALL, FilterOperator.IS_EMPTY):
+            return "tags"
+        return "title" if op in (FilterOperator.TEXT_MATCH, FilterOperator.TEXT_MATCH_INSENSITIVE) else "n"
+
+    def both(flt):
+        q = VectorStoreQuery(query_embedding=[1.0] * 8, similarity_top_k=len(nodes), filters=flt)
+        return sorted(ours.query(q).ids), sorted(simple.query(q).ids)
+
+    checked = 0
+    for op, value in OPERATOR_VALUES:
+        one = MetadataFilter(key=key(op), value=value, operator=op)
+        other = MetadataFilter(key="n", value=4, operator=FilterOperator.GTE)
+        for cond in (FilterCondition.AND, FilterCondition.OR, FilterCondition.NOT):
+            got, want = both(MetadataFilters(filters=[one, other], condition=cond))
+            assert got == want, (op, cond)
+            checked += 0 < len(want) < len(nodes)
+        got_nodes = [n.node_id for n in ours.get_nodes(filters=MetadataFilters(filters=[one]))]
+        assert sorted(got_nodes) == both(MetadataFilters(filters=[one]))[1]
+        assert got_nodes == sorted(got_nodes, key=lambda i: int(i[1:]))  # in insertion order
+    assert checked > 30
+
+
+def test_get_and_delete_nodes_by_filters():
+    nodes = _flat_nodes()
+    vs = Qwen3FaissVectorStore(index="flat")
+    vs.add(nodes)
+    small = MetadataFilters(filters=[MetadataFilter(key="n", value=2, operator=FilterOperator.LT)])
+    want = [n.node_id for n in nodes if n.metadata.get("n", 99) < 2]
+    assert [n.node_id for n in vs.get_nodes(filters=small)] == want
+    assert [n.node_id for n in vs.get_nodes(["x9", "x7", "x1"], filters=small)] == ["x7", "x1"]
+    vs.delete_nodes(["x1", "x2"], filters=small)  # x2 does not match: kept
+    assert "x1" not in vs.client and "x2" in vs.client
+    vs.delete_nodes(filters=small)
+    assert vs.get_nodes(filters=small) == [] and len(vs.client) == len(nodes) - len(want)
+    with pytest.raises(ValueError, match="node_ids or filters"):
+        vs.get_nodes()
+
+
+def test_mmr_mode_diversifies_with_llamaindex_mmr(embed_model, nodes):
+    from llama_index.core.indices.query.embedding_utils import get_top_k_mmr_embeddings
+    from llama_index.core.vector_stores.types import VectorStoreQueryMode
+
+    vs = Qwen3FaissVectorStore(index="flat")
+    near = 0.97 * np.array(nodes[0].embedding) + 0.03 * np.array(nodes[3].embedding)  # a near-duplicate
+    twin = TextNode(id_="twin", text="t", metadata={"lang": "en"}, embedding=near.tolist())
+    vs.add([*nodes, twin])
+    q = VectorStoreQuery(query_embedding=nodes[0].embedding, similarity_top_k=3,
+                         mode=VectorStoreQueryMode.MMR)
+    plain = vs.query(VectorStoreQuery(query_embedding=nodes[0].embedding, similarity_top_k=3))
+    assert set(plain.ids[:2]) == {"n0", "twin"}
+    every = vs.query(VectorStoreQuery(query_embedding=nodes[0].embedding, similarity_top_k=len(nodes) + 1))
+    for lam in (0.1, 0.5, 0.9):  # LlamaIndex's MMR over the filtered candidates, best first
+        got = vs.query(q, mmr_threshold=lam)
+        qv = (np.array(nodes[0].embedding) / np.linalg.norm(nodes[0].embedding)).tolist()
+        _, want = get_top_k_mmr_embeddings(qv, vs.client.vectors(every.ids).tolist(), similarity_top_k=3,
+                                           mmr_threshold=lam, embedding_ids=every.ids)
+        assert got.ids == want, lam
+    assert len({"n0", "twin"} & set(vs.query(q, mmr_threshold=0.1).ids)) == 1  # the duplicate is left out
+    flt = MetadataFilters(filters=[MetadataFilter(key="lang", value="en")])
+    got = vs.query(VectorStoreQuery(query_embedding=nodes[0].embedding, similarity_top_k=3, filters=flt,
+                                    mode=VectorStoreQueryMode.MMR))
+    assert set(got.ids) <= {"n0", "n3", "twin"}
 
 
 def test_doc_ids_and_score_threshold(store, embed_model, nodes):

@@ -71,7 +71,7 @@ def _op(val, op, v):
     if op == "$exists":
         return found == v
     if op == "$empty":
-        return (not found or val is None or val == []) == v
+        return (not found or val is None or val == "" or val == []) == v
     raise AssertionError(op)
 
 
@@ -201,14 +201,14 @@ def _tiny(metas):
 
 
 def test_comparisons_are_type_strict_and_negations_treat_missing_keys_alike():
-    find = _tiny([{"k": "1"}, {"k": 1}, {"k": True}, {"k": 1.0}, {}, {"k": None}, {"k": [1]}])
+    find = _tiny([{"k": "1"}, {"k": 1}, {"k": True}, {"k": 1.0}, {}, {"k": None}, {"k": [1]}, {"k": ""}])
     assert find({"k": {"$gt": 0}}) == ["1", "3"]  # not the string "1", not true
     assert find({"k": True}) == ["2"] and find({"k": 1}) == ["1", "3"]
     assert find({"k": None}) == ["5"]
-    assert find({"k": {"$ne": 1}}) == ["0", "2", "4", "5", "6"]
+    assert find({"k": {"$ne": 1}}) == ["0", "2", "4", "5", "6", "7"]
     assert find({"k": {"$nin": [1]}}) == find({"k": {"$ne": 1}})  # the missing key matches both
     assert find({"k": {"$contains": 1}}) == ["6"]
-    assert find({"k": {"$empty": True}}) == ["4", "5"]
+    assert find({"k": {"$empty": True}}) == ["4", "5", "7"]
 
 
 def test_keys_with_quotes_backslashes_and_dots():
@@ -256,3 +256,48 @@ def test_filters_the_store_cannot_evaluate_are_a_value_error_naming_the_problem(
     store.add(["a"], np.eye(2, dtype=np.float32)[:1], ids=["a"], metadatas=[{"k": 1}])
     with pytest.raises(FilterError, match=message):
         store.search(np.array([1, 0], np.float32), k=1, filter=flt)
+
+
+def _plan(db, flt) -> str:
+    import sqlite3
+
+    from qwen3_rag.store.filters import compile_filter
+
+    where, params = compile_filter(flt)
+    conn = sqlite3.connect(db)
+    try:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT iid FROM docs WHERE {where}", params)
+        return " ".join(r[3] for r in plan)
+    finally:
+        conn.close()
+
+
+def test_equality_on_ref_doc_id_is_an_index_lookup_and_old_stores_get_the_index(tmp_path):
+    import sqlite3
+
+    from qwen3_rag.store.documents import SCHEMA, Documents
+
+    store = FaissStore(2)
+    metas = [{"ref_doc_id": f"d{i % 3}"} for i in range(9)] + [{"ref_doc_id": 1}, {}]
+    store.add([str(i) for i in range(11)], np.ones((11, 2), np.float32), ids=[str(i) for i in range(11)],
+              metadatas=metas)
+    assert [r.id for r in store.iter_records(filter={"ref_doc_id": "d1"})] == ["1", "4", "7"]
+    saved = store.save(tmp_path / "s")
+    db = next(saved.rglob("docs.sqlite")) if saved.is_dir() else saved
+    assert "USING INDEX docs_ref_doc_id" in _plan(db, {"ref_doc_id": "d1"})
+    assert "USING INDEX" not in _plan(db, {"ref_doc_id": 1})  # not a string: the general form
+    loaded = FaissStore.load(tmp_path / "s")
+    assert loaded.delete([r.id for r in loaded.iter_records(filter={"ref_doc_id": "d2"})]) == 3
+    assert sorted(r.id for r in loaded.iter_records(filter={"ref_doc_id": {"$exists": True}})) == [
+        "0", "1", "3", "4", "6", "7", "9"]
+    old = tmp_path / "old.sqlite"  # a table saved before the index existed
+    conn = sqlite3.connect(old)
+    conn.execute(SCHEMA)
+    conn.execute("INSERT INTO docs VALUES (0, 'a', 't', '{\"ref_doc_id\": \"x\"}')")
+    conn.commit()
+    conn.close()
+    docs = Documents.open(old, next_key=1)
+    assert docs.filter_keys({"ref_doc_id": "x"}).tolist() == [0]
+    docs.delete_keys(np.array([0]))  # the first change copies the table and indexes it
+    docs.backup_to(tmp_path / "new.sqlite")
+    assert "USING INDEX docs_ref_doc_id" in _plan(tmp_path / "new.sqlite", {"ref_doc_id": "x"})

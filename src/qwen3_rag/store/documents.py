@@ -39,6 +39,15 @@ SCHEMA = (
     "text TEXT NOT NULL, metadata TEXT NOT NULL)"
 )
 """The documents table (the same in memory and in a saved ``docs.sqlite``)."""
+INDEXED_KEY = "ref_doc_id"
+"""The metadata key with an SQLite index (the source document of a node or chunk): an equality
+filter on it, e.g. deleting a LlamaIndex document, is an index lookup, not a scan."""
+INDEX_SCHEMA = (
+    f"CREATE INDEX IF NOT EXISTS docs_{INDEXED_KEY} ON docs (json_extract(metadata, '$.{INDEXED_KEY}')) "
+    f"WHERE json_type(metadata, '$.{INDEXED_KEY}') IS 'text'"
+)
+"""The expression index on :data:`INDEXED_KEY` (partial: only documents that have one); stores
+saved without it load as they are and get it at their first change."""
 FILTER_OPERATORS = FIELD_OPERATORS + LOGICAL_OPERATORS
 """Every filter operator (see :mod:`qwen3_rag.store.filters`)."""
 _INSERT = "INSERT INTO docs (iid, id, text, metadata) VALUES (?, ?, ?, ?)"
@@ -116,6 +125,7 @@ class Documents:
         """An empty table in a private temporary database."""
         conn = sqlite3.connect("", check_same_thread=False)  # private on-disk temp database
         conn.execute(SCHEMA)
+        conn.execute(INDEX_SCHEMA)
         conn.commit()
         return cls(conn)
 
@@ -204,10 +214,12 @@ class Documents:
         found = {r[0]: Record(r[0], r[1], json.loads(r[2])) for r in rows}
         return [found.get(d) for d in ids]
 
-    def page(self, after: int, limit: int) -> list[tuple[int, Record]]:
-        """Up to ``limit`` (key, document) pairs with keys above ``after``, by key."""
+    def page(self, after: int, limit: int, flt: Mapping[str, Any] | None = None) -> list[tuple[int, Record]]:
+        """Up to ``limit`` (key, document) pairs with keys above ``after`` (matching ``flt``), by key."""
+        where, params = compile_filter(flt) if flt is not None else ("1", [])
         rows = self._conn.execute(
-            "SELECT iid, id, text, metadata FROM docs WHERE iid > ? ORDER BY iid LIMIT ?", (after, limit)
+            f"SELECT iid, id, text, metadata FROM docs WHERE iid > ? AND {where} ORDER BY iid LIMIT ?",
+            [after, *params, limit],
         ).fetchall()
         return [(r[0], Record(r[1], r[2], json.loads(r[3]))) for r in rows]
 
@@ -297,6 +309,8 @@ class Documents:
             self._conn.backup(work)
             self._conn.close()
             register_functions(work)
+            work.execute(INDEX_SCHEMA)
+            work.commit()
             self._conn = work
             self._readonly = False
 
@@ -323,4 +337,5 @@ def _checked_rows(batch: list[tuple[int, str, str, str | Mapping[str, Any]]]) ->
         yield int(key), doc_id, text, meta_json
 
 
-__all__ = ["FILTER_OPERATORS", "SCHEMA", "Documents", "Hit", "Record", "compile_filter", "document_rows"]
+__all__ = ["FILTER_OPERATORS", "INDEXED_KEY", "INDEX_SCHEMA", "SCHEMA", "Documents", "Hit", "Record",
+           "compile_filter", "document_rows"]

@@ -16,16 +16,16 @@ The semantics (LangChain/Chroma-style operators), the same on every search path:
   an explicit ``null``; a list or dict never equals a scalar.
 * ``$ne``, ``$nin`` and ``$not`` are exact negations: a document lacking the key matches
   ``{"$ne": v}`` and ``{"$nin": [...]}``, and matches no comparison or ``$eq``/``$in``.
-* ``$empty: true``: the key is missing, ``null`` or ``[]``.
+* ``$empty: true``: the key is missing, ``null``, ``""`` or ``[]``.
 
 Anything else (an unknown operator, a wrong operand type, ``$in`` with a non-list, an empty
 operator dict, NaN, integers beyond 64 bits, keys with NUL or lone surrogates, more than
 :data:`MAX_CONDITIONS` conditions...) raises :class:`FilterError` naming what is wrong.
 
 Example:
-    >>> where, params = compile_filter({"lang": "en"})
-    >>> where.startswith("EXISTS (SELECT 1 FROM json_each(docs.metadata) AS j0")
-    True
+    >>> where, params = compile_filter({"lang": ["en", "fr"]})
+    >>> where.startswith("EXISTS (SELECT 1 FROM json_each(docs.metadata) AS j0"), params
+    (True, ['lang', '["en", "fr"]'])
     >>> parse_filter({"meta.year": {"$gte": 2020}, "$not": {"tag": "draft"}}).parts[0]
     Condition(path=('meta', 'year'), op='$gte', value=2020)
 """
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ FIELD_OPERATORS = COMPARISONS + LIST_OPERATORS + ("$contains",) + TEXT_OPERATORS
 """Every operator on a key."""
 LOGICAL_OPERATORS = ("$and", "$or", "$not")
 _INT64 = 2**63
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _LOWER = "qwen3_rag_lower"
 """The SQL function (Python's ``str.lower``) that ``$text_match_insensitive`` compiles to."""
 
@@ -262,9 +264,16 @@ def _sql(node: Filter, params: list[Any]) -> str:
         cond = _at(node.path, "1", params)
         return cond if v else f"(NOT {cond})"
     if op == "$empty":
-        filled = "NOT (a.type = 'null' OR (a.type = 'array' AND json_array_length(a.value) = 0))"
+        filled = ("NOT (a.type = 'null' OR (a.type = 'text' AND a.value = '') "
+                  "OR (a.type = 'array' AND json_array_length(a.value) = 0))")
         cond = _at(node.path, filled, params)
         return f"(NOT {cond})" if v else cond
+    if op == "$eq" and isinstance(v, str) and len(node.path) == 1 and _PLAIN.fullmatch(node.path[0]):
+        # a plain key equal to a string: the form an expression index on the key can answer
+        params.append(v)
+        path = f"'$.{node.path[0]}'"
+        # (IS, not =: never NULL, so that NOT of it is exact for a missing key)
+        return f"(json_extract(docs.metadata, {path}) IS ? AND json_type(docs.metadata, {path}) IS 'text')"
     return _at(node.path, _leaf(op, v), params, values=_leaf_params(op, v))
 
 

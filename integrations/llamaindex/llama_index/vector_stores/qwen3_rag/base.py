@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.indices.query.embedding_utils import get_top_k_mmr_embeddings
 from llama_index.core.schema import BaseNode, MetadataMode, NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.vector_stores.simple import DEFAULT_VECTOR_STORE, NAMESPACE_SEP
 from llama_index.core.vector_stores.types import (
@@ -36,48 +37,46 @@ _OPERATORS = {
     FilterOperator.LTE: "$lte",
     FilterOperator.IN: "$in",
     FilterOperator.NIN: "$nin",
+    FilterOperator.CONTAINS: "$contains",
+    FilterOperator.ANY: "$any",
+    FilterOperator.ALL: "$all",
+    FilterOperator.TEXT_MATCH: "$text_match",
+    FilterOperator.TEXT_MATCH_INSENSITIVE: "$text_match_insensitive",
+    FilterOperator.IS_EMPTY: "$empty",
 }
+_CONDITIONS = {FilterCondition.AND: "$and", FilterCondition.OR: "$or"}
 
 
-def to_store_filter(filters: MetadataFilters) -> dict[str, dict[str, Any]]:
+def to_store_filter(filters: MetadataFilters) -> dict[str, Any]:
     """Turn LlamaIndex ``MetadataFilters`` into a :meth:`qwen3_rag.FaissStore.search` filter.
 
-    Supports the operators ==, !=, >, >=, <, <=, in and nin, combined with AND (nested AND
-    groups included); anything else raises ``ValueError`` naming what is unsupported.
+    Every ``FilterOperator`` and the AND, OR and NOT conditions (NOT: none of the filters
+    holds), nested, translate one to one into the store's operators; the store validates the
+    result and raises ``ValueError`` naming anything it cannot evaluate.
 
     Example:
         >>> from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
         >>> to_store_filter(MetadataFilters(filters=[
         ...     MetadataFilter(key="lang", value=["en", "fr"], operator="in"),
-        ...     MetadataFilter(key="year", value=2020, operator=">=")]))
-        {'lang': {'$in': ['en', 'fr']}, 'year': {'$gte': 2020}}
+        ...     MetadataFilter(key="year", value=2020, operator=">=")], condition="or"))
+        {'$or': [{'lang': {'$in': ['en', 'fr']}}, {'year': {'$gte': 2020}}]}
     """
-    out: dict[str, dict[str, Any]] = {}
-    _collect(filters, out)
-    return out
+    parts = [to_store_filter(f) if isinstance(f, MetadataFilters) else _condition(f) for f in filters.filters]
+    if not parts:
+        raise ValueError("MetadataFilters holds no filter")
+    if filters.condition == FilterCondition.NOT:
+        return {"$not": parts[0] if len(parts) == 1 else {"$or": parts}}
+    op = _CONDITIONS.get(filters.condition or FilterCondition.AND)
+    if op is None:
+        raise ValueError(f"unsupported filter condition {filters.condition!r}")
+    return parts[0] if len(parts) == 1 else {op: parts}
 
 
-def _collect(filters: MetadataFilters, out: dict[str, dict[str, Any]]) -> None:
-    if filters.condition not in (None, FilterCondition.AND):
-        raise ValueError(
-            f"Qwen3FaissVectorStore supports only AND-combined filters, got condition "
-            f"{filters.condition.value!r}"
-        )
-    for f in filters.filters:
-        if isinstance(f, MetadataFilters):
-            _collect(f, out)
-            continue
-        op = _OPERATORS.get(f.operator)
-        if op is None:
-            supported = ", ".join(o.value for o in _OPERATORS)
-            raise ValueError(
-                f"Qwen3FaissVectorStore does not support the filter operator {f.operator.value!r} "
-                f"(on key {f.key!r}); supported: {supported}"
-            )
-        conds = out.setdefault(f.key, {})
-        if op in conds and conds[op] != f.value:
-            raise ValueError(f"two different {f.operator.value!r} conditions on key {f.key!r}")
-        conds[op] = f.value
+def _condition(f: Any) -> dict[str, Any]:
+    op = _OPERATORS.get(f.operator)
+    if op is None:
+        raise ValueError(f"unsupported filter operator {f.operator!r} (on key {f.key!r})")
+    return {f.key: {op: True if op == "$empty" else f.value}}
 
 
 class Qwen3FaissVectorStore(BasePydanticVectorStore):
@@ -170,20 +169,16 @@ class Qwen3FaissVectorStore(BasePydanticVectorStore):
         )
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        """Delete every node of the source document ``ref_doc_id``."""
-        if self._store is None:
-            return
-        ids = [r.id for r in self._store.iter_records() if r.metadata.get(REF_DOC_KEY) == ref_doc_id]
-        self._store.delete(ids)
+        """Delete every node of the source document ``ref_doc_id`` (an index lookup in the store)."""
+        if self._store is not None:
+            self._store.delete([r.id for r in self._store.iter_records(filter={REF_DOC_KEY: ref_doc_id})])
 
     def delete_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **delete_kwargs: Any
     ) -> None:
-        """Delete nodes by id (deleting by ``filters`` is not supported)."""
-        if filters is not None:
-            raise NotImplementedError("Qwen3FaissVectorStore.delete_nodes takes node_ids, not filters")
-        if self._store is not None and node_ids:
-            self._store.delete(node_ids)
+        """Delete the nodes of ``node_ids`` that match ``filters`` (either may be left out)."""
+        if self._store is not None and (node_ids or filters is not None):
+            self._store.delete([n.node_id for n in self.get_nodes(node_ids, filters)])
 
     def clear(self) -> None:
         """Remove every node (the store keeps its dimension and recorded embedder)."""
@@ -195,44 +190,62 @@ class Qwen3FaissVectorStore(BasePydanticVectorStore):
     def get_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
-        """Nodes by id (unknown ids are left out; getting by ``filters`` is not supported)."""
-        if filters is not None or node_ids is None:
-            raise NotImplementedError("Qwen3FaissVectorStore.get_nodes supports node_ids only, not filters")
+        """The nodes of ``node_ids`` (in that order; unknown ids are left out) that match
+        ``filters``; with ``filters`` only, every matching node."""
         if self._store is None:
             return []
-        return [_node(r.id, r.text, r.metadata) for r in self._store.get(node_ids) if r is not None]
+        flt = to_store_filter(filters) if filters is not None else None
+        if node_ids is None:
+            if flt is None:
+                raise ValueError("get_nodes needs node_ids or filters")
+            return [_node(r.id, r.text, r.metadata) for r in self._store.iter_records(filter=flt)]
+        records = [r for r in self._store.get(node_ids) if r is not None]
+        if flt is not None:
+            keep = {r.id for r in self._store.iter_records(filter=flt)}
+            records = [r for r in records if r.id in keep]
+        return [_node(r.id, r.text, r.metadata) for r in records]
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """The ``similarity_top_k`` nearest nodes matching ``query.filters`` and ``doc_ids``.
 
         Keyword ``score_threshold`` (also settable per retriever through
-        ``vector_store_kwargs``) drops results below that cosine similarity.
+        ``vector_store_kwargs``) drops results below that cosine similarity. The MMR mode
+        (``VectorStoreQueryMode.MMR``) re-ranks ``mmr_prefetch_factor`` (default 4) times
+        ``similarity_top_k`` filtered candidates with LlamaIndex's own MMR; ``mmr_threshold``
+        (the query's or a keyword, default 0.5) weighs relevance against diversity.
         """
-        unknown = set(kwargs) - {"score_threshold"}
+        unknown = set(kwargs) - {"score_threshold", "mmr_threshold", "mmr_prefetch_factor"}
         if unknown:
             raise TypeError(f"unknown Qwen3FaissVectorStore.query option(s): {sorted(unknown)}")
-        if query.mode != VectorStoreQueryMode.DEFAULT:
+        if query.mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
             mode = query.mode.value
-            raise ValueError(f"Qwen3FaissVectorStore supports the default dense mode, not {mode!r}")
+            raise ValueError(f"Qwen3FaissVectorStore supports the default dense and MMR modes, not {mode!r}")
         if query.query_embedding is None:
             raise ValueError("Qwen3FaissVectorStore.query needs query.query_embedding")
         if query.node_ids:
             raise NotImplementedError("Qwen3FaissVectorStore does not restrict queries to node_ids")
         if self._store is None:
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
-        flt: dict[str, Any] = to_store_filter(query.filters) if query.filters else {}
+        parts = [to_store_filter(query.filters)] if query.filters else []
         if query.doc_ids:
-            flt.setdefault(REF_DOC_KEY, {})["$in"] = list(query.doc_ids)
+            parts.append({REF_DOC_KEY: {"$in": list(query.doc_ids)}})
+        flt = None if not parts else parts[0] if len(parts) == 1 else {"$and": parts}
+        mmr = query.mode == VectorStoreQueryMode.MMR
+        k = query.similarity_top_k * (int(kwargs.get("mmr_prefetch_factor", 4)) if mmr else 1)
+        q = l2_normalize([query.query_embedding])
         threshold = kwargs.get("score_threshold", self.score_threshold)
-        hits = self._store.search(
-            l2_normalize([query.query_embedding]),
-            k=query.similarity_top_k,
-            filter=flt or None,
-            score_threshold=threshold,
-        )[0]
+        hits = self._store.search(q, k=k, filter=flt, score_threshold=threshold)[0]
+        scores = [h.score for h in hits]
+        if mmr and hits:
+            ids = [h.id for h in hits]
+            scores, ids = get_top_k_mmr_embeddings(
+                q[0].tolist(), self._store.vectors(ids).tolist(), similarity_top_k=query.similarity_top_k,
+                embedding_ids=ids, mmr_threshold=kwargs.get("mmr_threshold", query.mmr_threshold))
+            by_id = {h.id: h for h in hits}
+            hits = [by_id[i] for i in ids]
         return VectorStoreQueryResult(
             nodes=[_node(h.id, h.text, h.metadata) for h in hits],
-            similarities=[h.score for h in hits],
+            similarities=list(scores),
             ids=[h.id for h in hits],
         )
 
