@@ -39,8 +39,10 @@ class Qwen3FaissVectorStore(VectorStore):
             first ``add_texts`` when the embedding dimension is not known in advance).
         index: Faiss index choice for a new store (``"auto"``, ``"flat"``, ``"ivf"``...).
 
-    Filters are dicts on metadata keys: ``{"lang": "en"}``, ``{"lang": {"$in": ["en", "fr"]}}``,
-    ``$ne``, ``$nin``, ``$gt``, ``$gte``, ``$lt``, ``$lte``; all must hold.
+    Filters are the core store's (``qwen3_rag.store.filters``), passed as they are:
+    ``{"lang": "en"}``, ``{"lang": ["en", "fr"]}`` (``$in``), ``$ne``, ``$nin``, ``$gt``,
+    ``$gte``, ``$lt``, ``$lte``, ``$and``, ``$or``, ``$not``, dotted keys into nested metadata;
+    comparisons are type-strict, and a filter the store cannot evaluate raises ``ValueError``.
 
     Example:
         >>> from langchain_qwen3_rag import Qwen3Embeddings, Qwen3FaissVectorStore
