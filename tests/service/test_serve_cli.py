@@ -53,7 +53,9 @@ def test_serve_subprocess(store_dir, tiny_reranker):
         while True:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             try:
-                health = httpx.get(base + "/health", timeout=2).json()
+                # the details of /health are behind the key
+                health = httpx.get(base + "/health", headers={"Authorization": "Bearer cli-key"},
+                                   timeout=2).json()
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "the service did not start"

@@ -112,7 +112,8 @@ def create_app(
                search.router if store is not None else unavailable_router(("/search",), NO_STORE)]
     for router in routers:
         app.include_router(router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=state.limits.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=state.limits.max_body_bytes,
+                       timeout_s=state.limits.body_timeout_s)
     public = {"/health", app.docs_url, app.openapi_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
     app.add_middleware(AuthMiddleware, key=state.api_key, public={p for p in public if p})
     app.add_middleware(MetricsMiddleware, metrics=state.metrics,

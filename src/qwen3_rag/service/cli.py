@@ -34,6 +34,7 @@ def serve(
     import uvicorn
 
     from qwen3_rag.service.app import create_app
+    from qwen3_rag.service.server import server_options
 
     if host not in LOOPBACK and not api_key:
         logger.warning("qwen3_rag: serving on %s without an API key: anyone who reaches it can use it", host)
@@ -45,7 +46,8 @@ def serve(
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _exit_on_signal) if main else None
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        uvicorn.run(app, host=host, port=port, log_level=log_level,
+                    **server_options(app.state.service.limits))
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
@@ -51,15 +52,17 @@ class AuthMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Answer 413 to bodies over ``max_bytes`` (by Content-Length or as they stream in).
+    """Answer 413 to bodies over ``max_bytes`` (by Content-Length or as they stream in), 408 to
+    bodies that stall ``timeout_s`` between two reads.
 
     The body is read here (at most ``max_bytes``) and replayed to the app, so an oversized
     chunked body never reaches the endpoint.
     """
 
-    def __init__(self, app: Any, max_bytes: int):
+    def __init__(self, app: Any, max_bytes: int, timeout_s: float = 30.0):
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -79,7 +82,11 @@ class BodyLimitMiddleware:
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except asyncio.TimeoutError:
+                await _send_json(send, 408, {"detail": f"request body stalled for {self.timeout_s} s"})
+                return
             if message["type"] == "http.disconnect":
                 return
             body = message.get("body", b"")

@@ -59,6 +59,11 @@ class ServiceLimits:
         max_batch_items: most sequences per micro-batched engine call.
         batch_wait_ms: how long a request waits for others before its engine call (default 0:
             requests that arrive while the engine runs share the next call anyway).
+        header_timeout_s: a connection whose request headers are not complete this long after
+            their first byte is closed (``serve``'s server).
+        body_timeout_s: a request whose body stalls this long between two reads gets 408.
+        keep_alive_timeout_s: an idle keep-alive connection is closed after this long.
+        max_connections: most connections and requests served at once (503 beyond; ``serve``).
 
     Example:
         >>> ServiceLimits(max_documents=100).max_documents
@@ -72,14 +77,21 @@ class ServiceLimits:
     max_body_bytes: int = 32 * 1024 * 1024
     max_batch_items: int = 256
     batch_wait_ms: float = 0.0
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_timeout_s: float = 5.0
+    max_connections: int = 1024
 
     def __post_init__(self) -> None:
         for name in ("max_top_k", "max_documents", "max_inputs", "max_chars", "max_body_bytes",
-                     "max_batch_items"):
+                     "max_batch_items", "max_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.batch_wait_ms < 0:
             raise ValueError(f"batch_wait_ms must be >= 0, got {self.batch_wait_ms}")
+        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
