@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from qwen3_rag.cli.hub import check_model_available
+from qwen3_rag.config import get_settings
 from qwen3_rag.engine import BACKENDS
 
 REMOTE_API_KEY_ENV = "QWEN3_RAG_REMOTE_API_KEY"
@@ -91,6 +93,7 @@ def make_embedder(args: argparse.Namespace, model: str | None = None, dimension:
     from qwen3_rag import Qwen3Embedder
 
     name = args.model or model  # None: the configured model (qwen3_rag.config)
+    check_model_available(name or get_settings().embedding_model, "--model")
     kw = {**options, **common_kwargs(args)}
     emb = Qwen3Embedder(name, dimensions=args.dimensions, **kw)
     if args.dimensions is None and dimension is not None and dimension < emb.dimension:
@@ -117,6 +120,7 @@ def make_reranker(args: argparse.Namespace, **options: Any) -> Any:
     """A ``Qwen3Reranker`` from the options (``options``: engine defaults the flags override)."""
     from qwen3_rag import Qwen3Reranker
 
+    check_model_available(args.reranker_model or get_settings().reranker_model, "--reranker-model")
     kw = {**options, **common_kwargs(args)}
     if kw.get("base_url") and getattr(args, "reranker_base_url", None):
         kw["base_url"] = args.reranker_base_url

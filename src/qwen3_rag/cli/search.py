@@ -15,6 +15,8 @@ from qwen3_rag.cli.common import (
     print_json,
     table,
 )
+from qwen3_rag.cli.hub import check_model_available
+from qwen3_rag.config import get_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as e:
             raise CLIError(f"--filter is not valid JSON: {e.msg} at column {e.colno}") from e
     started = time.perf_counter()
+    if args.rerank:  # before the embedder loads: a reranker that cannot come fails at once
+        check_model_available(args.reranker_model or get_settings().reranker_model, "--reranker-model")
     store, embedder = open_store(args)
     reranker = make_reranker(args) if args.rerank else None
     load_ms = (time.perf_counter() - started) * 1000.0
