@@ -49,8 +49,14 @@ def test_openapi_documents_the_models_and_their_fields(openapi):
                 assert documented["properties"][name]["description"] == field.description, (model, name)
     ref = openapi["paths"]["/rerank"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert ref == {"$ref": "#/components/schemas/RerankRequest"}
-    paths = {"/health", "/metrics", "/v1/embeddings", "/rerank", "/classify", "/search"}
+    paths = {"/health", "/metrics", "/v1/embeddings", "/rerank", "/v1/rerank", "/classify", "/search"}
     assert set(openapi["paths"]) == paths
+
+
+def test_v1_rerank_is_documented_as_rerank(openapi):
+    alias = openapi["paths"]["/v1/rerank"]["post"]
+    assert alias["requestBody"] == openapi["paths"]["/rerank"]["post"]["requestBody"]
+    assert alias["responses"]["200"] == openapi["paths"]["/rerank"]["post"]["responses"]["200"]
 
 
 def test_openapi_shows_the_apps_own_bounds(openapi, small_limits, embedder):

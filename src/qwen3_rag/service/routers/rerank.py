@@ -27,7 +27,7 @@ Classify = Annotated[ClassifyRequest, Depends(WithinLimits(ClassifyRequest))]
 
 
 @router.post("/rerank", response_model=RerankResponse)
-@router.post("/v1/rerank", response_model=RerankResponse, include_in_schema=False)
+@router.post("/v1/rerank", response_model=RerankResponse)
 async def rerank(req: Rerank, state: State) -> Any:
     """Score documents against a query (P(yes)), best first: the Cohere/Jina/vLLM shape."""
     start = time.perf_counter()
