@@ -1,12 +1,12 @@
 """Anchors: the texts of an embedding workload embedded the plain way, to compare with.
 
-    python benchmarks/anchors.py plain-vllm --workload seed -n 100000 --out anchor.json
+    python benchmarks/anchors.py plain-vllm --workload articles -n 100000 --out anchor.json
     python benchmarks/anchors.py sentence-transformers --workload tokens:300 -n 10000
 
 ``plain-vllm`` is ``vllm.LLM(model=PATH, runner="pooling").embed(texts)`` with vLLM's own
 defaults, as a user without this package would run it; ``sentence-transformers`` is
 ``qwen3_rag.bench.baseline_sentence_transformers`` (last-token pooling, batch 256, bf16). Both
-embed the same texts as ``qwen3-rag bench`` for that workload (``seed``: the short articles;
+embed the same texts as ``qwen3-rag bench`` for that workload (``articles``: the short articles;
 ``tokens:N``: documents of N tokens; ``-n`` is the number of documents) on the same
 random-weight checkpoint, and are timed after a warm-up of 512 texts. ``benchmarks/run.py
 embed-articles --anchor plain-vllm`` runs this next to the engine sweep.
@@ -37,15 +37,15 @@ def checkpoint(model: str, workdir: str) -> str:
 
 def workload_texts(workload: str, n: int, model_path: str) -> list[str]:
     """The workload's documents, as ``qwen3-rag bench`` makes them."""
-    from qwen3_rag.bench import seed_docs, token_docs
+    from qwen3_rag.bench import article_docs, token_docs
 
     if workload.startswith("tokens:"):
         from qwen3_rag.tokenizer import load_tokenizer
 
         return token_docs(n, int(workload.split(":", 1)[1]), load_tokenizer(model_path))
-    if workload == "seed":
-        return seed_docs(n)
-    raise SystemExit(f"unknown workload {workload!r} (seed or tokens:N)")
+    if workload == "articles":
+        return article_docs(n)
+    raise SystemExit(f"unknown workload {workload!r} (articles or tokens:N)")
 
 
 def plain_vllm(model_path: str, texts: list[str]) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def versions() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("anchor", choices=sorted(ANCHORS))
-    ap.add_argument("--workload", default="seed", help="seed | tokens:N (default seed)")
+    ap.add_argument("--workload", default="articles", help="articles | tokens:N (default articles)")
     ap.add_argument("-n", type=int, default=100_000, help="documents (default 100000)")
     ap.add_argument("--model", default="random:0.6B", help="embedding model path or random:SIZE")
     ap.add_argument("--workdir", default="/tmp/qwen3-rag-bench", help="where random checkpoints are written")

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from qwen3_rag.bench import TOPICS, descendants, resolve_model, seed_docs
+from qwen3_rag.bench import TOPICS, article_docs, descendants, resolve_model
 
 SERVE_STOP_WAIT_S = 60
 
@@ -87,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_corpus(workdir: str, n: int) -> str:
-    """A JSONL corpus of ``n`` short articles (``qwen3_rag.bench.seed_docs``), written once."""
+    """A JSONL corpus of ``n`` short articles (``qwen3_rag.bench.article_docs``), written once."""
     corpus = os.path.join(workdir, f"articles-{n}.jsonl")
     if not os.path.exists(corpus):
         with open(corpus + ".tmp", "w", encoding="utf-8") as f:
-            for i, t in enumerate(seed_docs(n)):
+            for i, t in enumerate(article_docs(n)):
                 f.write(json.dumps({"id": f"d{i}", "text": t, "topic": TOPICS[i % len(TOPICS)]}) + "\n")
         os.replace(corpus + ".tmp", corpus)
     return corpus
@@ -123,7 +123,7 @@ def synthetic_store(args: argparse.Namespace, result: dict[str, Any], emb: str) 
     store = FaissStore(dim, path, embedder={"model": emb, "dimension": dim}, expected_size=args.n)
     sample = rng.standard_normal((min(args.n, 100_000), dim), dtype=np.float32)
     store.train(sample / np.linalg.norm(sample, axis=1, keepdims=True), expected_size=args.n)
-    docs = seed_docs(args.n)
+    docs = article_docs(args.n)
     for start in range(0, args.n, 50_000):
         v = rng.standard_normal((min(50_000, args.n - start), dim), dtype=np.float32)
         v /= np.linalg.norm(v, axis=1, keepdims=True)

@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from qwen3_rag.bench import TOPICS, resolve_model, seed_docs
+from qwen3_rag.bench import TOPICS, article_docs, resolve_model
 
 WORKDIR = "/tmp/qwen3-rag-bench"
 
@@ -96,7 +96,7 @@ class Probe:
         n_queries = 32 * (args.n // 4 + 5) + args.n + 5
         self.queries = [f"what are the latest research findings about {TOPICS[i % len(TOPICS)]} ({i})?"
                         for i in range(n_queries)]
-        self.docs = seed_docs(4096)
+        self.docs = article_docs(4096)
         self.rows: list[dict[str, Any]] = []
         self.singles: list[Callable[[], Any]] = []
         self.models: list[Any] = []

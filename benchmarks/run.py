@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 #: ``qwen3-rag bench``'s id of the short-article workload (~44 tokens + EOS per document)
-ARTICLES = "seed"
+ARTICLES = "articles"
 
 #: the engine pool settings of the indexing figures (one H200, four workers built at once)
 INDEX_CONFIG = """[embedding]

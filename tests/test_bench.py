@@ -48,7 +48,7 @@ def test_bench_cli_runs_and_applies(tmp_path):
     out, cfg = tmp_path / "out", tmp_path / "tuned.toml"
     r = subprocess.run(
         [sys.executable, "-m", "qwen3_rag", "bench", "--model", "random:tiny", "--reranker-model",
-         "random:tiny", "--backend", "hf", "--workload", "seed", "--workload", "grid:2x6", "-n", "24",
+         "random:tiny", "--backend", "hf", "--workload", "articles", "--workload", "grid:2x6", "-n", "24",
          "--repeats", "1", "--sweep", "max_batch_size=4,32", "--workdir", str(tmp_path / "w"),
          "--out", str(out), "--apply", str(cfg)],
         capture_output=True, text=True, timeout=600,

@@ -3,7 +3,8 @@
 Synthetic workloads against a model id or path (``random:0.6B`` writes a random-weight
 checkpoint of the real shapes first; weights don't change speed):
 
-* ``seed``: short article-like documents (~50 tokens, :func:`seed_docs`),
+* ``articles``: short article-like documents (~50 tokens, :func:`article_docs`; ``seed`` is
+  accepted for it too),
 * ``tokens:N``: documents of N tokens (``-n`` scaled down by N/50 documents),
 * ``grid:QxD[:T]``: Q queries x D documents of T tokens (default 55, ~139 tokens per prompt)
   for the reranker, grouped by query.
@@ -17,7 +18,7 @@ a recommendation (best throughput, best throughput per GiB of GPU memory) that
 
 Example (CPU, tiny model)::
 
-    python -m qwen3_rag.bench --model random:tiny --backend hf --workload seed -n 64
+    python -m qwen3_rag.bench --model random:tiny --backend hf --workload articles -n 64
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ TOPICS = [
 PEAK_BF16_TFLOPS = 800.0  # dense bf16 matmul of an H100/H200 as measured (docs/performance.md)
 
 
-def seed_docs(n: int, seed: int = 0) -> list[str]:
+def article_docs(n: int, seed: int = 0) -> list[str]:
     """Short article-like documents on a few topics (~50 tokens each), reproducible from ``seed``."""
     rng = random.Random(seed)
     return [
@@ -69,7 +70,7 @@ def seed_docs(n: int, seed: int = 0) -> list[str]:
 def token_docs(n: int, tokens: int, tokenizer: Any, seed: int = 0) -> list[str]:
     """Documents of about ``tokens`` tokens each (distinct texts)."""
     rng = np.random.default_rng(seed)
-    words = " ".join(seed_docs(200, seed)).split()
+    words = " ".join(article_docs(200, seed)).split()
     base = tokenizer.encode(" ".join(words * 20), add_special_tokens=False)
     out = []
     for _ in range(n):
@@ -461,7 +462,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--workload",
         action="append",
         default=None,
-        help="seed | tokens:N | grid:QxD (repeatable; default: seed, tokens:300, grid:50x400)",
+        help="articles | tokens:N | grid:QxD (repeatable; default: articles, tokens:300, grid:50x400)",
     )
     p.add_argument("-n", type=int, default=20000, help="documents per embedding workload")
     p.add_argument(
@@ -492,7 +493,8 @@ def build_workloads(args: argparse.Namespace, workdir: str) -> tuple[Any, Any, d
     embed_wl: dict[str, list[str]] = {}
     rerank_wl: dict[str, list[tuple[str, str]]] = {}
     emb_model = rr_model = None
-    for wl in args.workload or ["seed", "tokens:300", "grid:50x400"]:
+    for wl in args.workload or ["articles", "tokens:300", "grid:50x400"]:
+        wl = "articles" if wl == "seed" else wl  # the name it had first
         if wl.startswith("grid:"):
             rr_model = rr_model or resolve_model(args.reranker_model, "reranker", workdir)
             spec = wl[5:].lower().split(":")
@@ -503,8 +505,8 @@ def build_workloads(args: argparse.Namespace, workdir: str) -> tuple[Any, Any, d
             rerank_wl[wl] = [(qq, dd) for qq in queries for dd in docs]
         else:
             emb_model = emb_model or resolve_model(args.model, "embedding", workdir)
-            if wl == "seed":
-                embed_wl[wl] = seed_docs(args.n)
+            if wl == "articles":
+                embed_wl[wl] = article_docs(args.n)
             elif wl.startswith("tokens:"):
                 n = max(1, args.n // max(1, int(wl.split(":")[1]) // 50))
                 embed_wl[wl] = token_docs(n, int(wl.split(":")[1]), _tokenizer(emb_model))
