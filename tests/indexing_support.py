@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import zlib
 from pathlib import Path
 
@@ -118,3 +119,22 @@ def ids_vectors_metadata(path: Path) -> tuple[list[str], np.ndarray, list[dict]]
     recs = list(store.iter_records())
     ids = [r.id for r in recs]
     return ids, store.vectors(ids), [r.metadata for r in recs]
+
+
+def committed_count(staging: Path) -> int:
+    """Records a running job has committed to its staging database (0 before it exists)."""
+    try:
+        conn = sqlite3.connect(f"file:{staging}?mode=ro", uri=True, timeout=0.5)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'consumed'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+    return json.loads(row[0]) if row else 0
+
+
+def index_command(corpus: Path, store: Path, model: str) -> list[str]:
+    """``qwen3-rag index`` of ``corpus`` into ``store`` as a subprocess command (small commits)."""
+    return [sys.executable, "-m", "qwen3_rag", "index", str(corpus), "--store", str(store), "--model", model,
+            "--backend", "hf", "--batch-size", "4", "--commit-every", "8", "--no-progress", "--json"]

@@ -6,15 +6,20 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from indexing_support import SRC, ids_vectors_metadata, topic_records, write_jsonl
+from indexing_support import (
+    SRC,
+    committed_count,
+    ids_vectors_metadata,
+    index_command,
+    topic_records,
+    write_jsonl,
+)
 
 from qwen3_rag import Qwen3Embedder, index_corpus
 from qwen3_rag.indexing import STAGING
@@ -42,40 +47,23 @@ def test_resume_with_other_settings_is_refused(tmp_path, emb):
     assert report.resumed_from == 6 and report.store_size == 20
 
 
-def _committed(staging: Path) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{staging}?mode=ro", uri=True, timeout=0.5)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'consumed'").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
-    return json.loads(row[0]) if row else 0
-
-
-def _index_cmd(corpus: Path, store: Path, model: str) -> list[str]:
-    return [sys.executable, "-m", "qwen3_rag", "index", str(corpus), "--store", str(store), "--model", model,
-            "--backend", "hf", "--batch-size", "4", "--commit-every", "8", "--no-progress", "--json"]
-
-
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_equals_uninterrupted_run(tmp_path, tiny_embedding):
     n = 2000
     corpus = write_jsonl(tmp_path / "c.jsonl", topic_records(n))
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
     killed_store = tmp_path / "killed"
-    proc = subprocess.Popen(_index_cmd(corpus, killed_store, tiny_embedding), env=env,
+    proc = subprocess.Popen(index_command(corpus, killed_store, tiny_embedding), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     staging = killed_store / STAGING
     deadline = time.monotonic() + 120
-    while _committed(staging) < 40:  # the 5th commit is on disk
+    while committed_count(staging) < 40:  # the 5th commit is on disk
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, "indexing made no progress"
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    at_kill = _committed(staging)
+    at_kill = committed_count(staging)
     assert 40 <= at_kill < n, "the run must be killed part-way"
     assert not (killed_store / "CURRENT").exists()
 
@@ -90,7 +78,7 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted_run(tmp_path, tiny_emb
     table = subprocess.run([sys.executable, "-m", "qwen3_rag", "info", "--store", str(killed_store)],
                            env=env, capture_output=True, text=True, timeout=120).stdout
     assert "0 (no version saved yet)" in table and f"{at_kill:,} of {n:,} source records" in table
-    without_model = [a for a in _index_cmd(corpus, killed_store, tiny_embedding)
+    without_model = [a for a in index_command(corpus, killed_store, tiny_embedding)
                      if a not in ("--model", tiny_embedding)]
     resumed = subprocess.run(without_model, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -98,7 +86,7 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted_run(tmp_path, tiny_emb
     assert report["resumed_from"] == at_kill and report["store_size"] == n
 
     clean_store = tmp_path / "clean"
-    clean = subprocess.run(_index_cmd(corpus, clean_store, tiny_embedding), env=env,
+    clean = subprocess.run(index_command(corpus, clean_store, tiny_embedding), env=env,
                            capture_output=True, text=True, timeout=300)
     assert clean.returncode == 0, clean.stderr[-2000:]
 

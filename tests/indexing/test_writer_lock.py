@@ -7,36 +7,27 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
-from indexing_support import SRC, TESTS, contents, records, run, topic_records, write_jsonl
+from indexing_support import (
+    SRC,
+    TESTS,
+    committed_count,
+    contents,
+    index_command,
+    records,
+    run,
+    topic_records,
+    write_jsonl,
+)
 
 from qwen3_rag.indexing import STAGING
 
 ENV = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-
-
-def _committed(staging: Path) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{staging}?mode=ro", uri=True, timeout=0.5)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'consumed'").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
-    return json.loads(row[0]) if row else 0
-
-
-def _index_cmd(corpus: Path, store: Path, model: str) -> list[str]:
-    return [sys.executable, "-m", "qwen3_rag", "index", str(corpus), "--store", str(store), "--model", model,
-            "--backend", "hf", "--batch-size", "4", "--commit-every", "8", "--no-progress", "--json"]
 
 
 @pytest.mark.slow
@@ -44,29 +35,29 @@ def test_a_second_index_fails_at_once_naming_the_first_and_nothing_is_lost(tmp_p
     n = 8000
     corpus = write_jsonl(tmp_path / "c.jsonl", topic_records(n))
     store = tmp_path / "s"
-    first = subprocess.Popen(_index_cmd(corpus, store, tiny_embedding), env=ENV,
+    first = subprocess.Popen(index_command(corpus, store, tiny_embedding), env=ENV,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
-        while _committed(store / STAGING) < 400:
+        while committed_count(store / STAGING) < 400:
             assert first.poll() is None, first.stderr.read().decode()[-2000:]
             assert time.monotonic() < deadline, "indexing made no progress"
             time.sleep(0.005)
-        second = subprocess.run(_index_cmd(corpus, store, tiny_embedding), env=ENV, capture_output=True,
+        second = subprocess.run(index_command(corpus, store, tiny_embedding), env=ENV, capture_output=True,
                                 text=True, timeout=120)
         assert second.returncode == 2, second.stderr[-2000:]
         lines = second.stderr.strip().splitlines()
         assert len(lines) == 1 and f"pid {first.pid}" in lines[0] and "qwen3_rag index" in lines[0]
         assert "interrupted" not in lines[0] and "--no-resume" not in lines[0]
         assert first.poll() is None  # the live job goes on
-        at_kill = _committed(store / STAGING)
+        at_kill = committed_count(store / STAGING)
         first.send_signal(signal.SIGKILL)  # then dies holding the lock
         first.wait()
     finally:
         if first.poll() is None:
             first.kill()
             first.wait()
-    resumed = subprocess.run(_index_cmd(corpus, store, tiny_embedding), env=ENV, capture_output=True,
+    resumed = subprocess.run(index_command(corpus, store, tiny_embedding), env=ENV, capture_output=True,
                              text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     report = json.loads(resumed.stdout)
