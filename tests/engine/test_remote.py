@@ -75,10 +75,11 @@ def test_remote_reranker_equals_local(service, local, tiny_reranker):
 def test_wrong_api_key_is_a_clear_error_without_retries(service, tiny_embedding):
     import httpx
 
-    emb = Qwen3Embedder(EMB_NAME, backend="remote", base_url=service, api_key="wrong",
-                        tokenizer=tiny_embedding)  # /health needs no key
+    # /health shows a caller without the key no model, so the client's first request (the
+    # dimension probe, as the embedder is built) is the one that meets the 401
     with pytest.raises(RemoteError, match="HTTP 401: invalid or missing API key") as e:
-        emb.embed_documents(["a"])
+        Qwen3Embedder(EMB_NAME, backend="remote", base_url=service, api_key="wrong",
+                      tokenizer=tiny_embedding).embed_documents(["a"])
     assert e.value.status_code == 401
     metrics = httpx.get(service + "/metrics", headers={"Authorization": "Bearer k3y"}).text
     line = next(x for x in metrics.splitlines()

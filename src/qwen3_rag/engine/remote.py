@@ -192,7 +192,9 @@ class _RemoteMixin:
         if server != "vllm":
             health = self.client.get("/health")
             if isinstance(health, dict) and health.get("service") == "qwen3-rag":
-                self.health = health
+                # a keyed service shows its models only to a caller with its key: without them
+                # nothing is checked here, and the first request reports the wrong key
+                self.health = health if "embedding" in health else None
                 server = "qwen3-rag"
             elif server == "qwen3-rag":
                 raise RemoteError(f"{opts.base_url} is not a qwen3-rag service (GET /health: {health!r})")

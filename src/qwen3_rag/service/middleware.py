@@ -15,8 +15,11 @@ Scope = dict[str, Any]
 
 
 async def _send_json(send: Any, status: int, body: dict[str, Any]) -> None:
+    """Answer ``status`` with a JSON body and close the connection: the request's body was not
+    read to its end, so the connection cannot carry another request."""
     data = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+               (b"connection", b"close")]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
 
