@@ -198,6 +198,14 @@ def serve(args: argparse.Namespace) -> list[Step]:
     return [*steps, Step("qwen3-rag serve: concurrency 1, then 32", e2e(args, *options))]
 
 
+def serve_load(args: argparse.Namespace) -> list[Step]:
+    argv = python(str(HERE / "serve_load.py"), "--n", str(args.n), "--seconds", str(args.seconds),
+                  "--out", out(args, "serve-load"), "--reuse-store")
+    if args.anchor:
+        argv.append("--anchor")
+    return [Step("qwen3-rag serve (and the anchor) at concurrency 1 to 128", argv)]
+
+
 # ---------------------------------------------------------------- latency and the CPU side
 def probe(args: argparse.Namespace, name: str, *options: str) -> list[str]:
     return python(str(HERE / "latency_probe.py"), "--model-size", args.model.split(":", 1)[-1],
@@ -271,6 +279,12 @@ def serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fast-path", action="store_true", help="fast_path_tokens = 0 for both models")
 
 
+def serve_load_options(p: argparse.ArgumentParser) -> None:
+    with_n(1_000_000)(p)
+    p.add_argument("--seconds", type=float, default=15.0, help="load time per row (default 15)")
+    p.add_argument("--anchor", action="store_true", help="also two `vllm serve` with Faiss in the client")
+
+
 WORKLOADS = [
     Workload("embed-articles", "embedding throughput, short articles (~44 tokens), 4/6/8 pool workers",
              "1 GPU, vLLM", embed_articles, embed_options(100_000, workers=True)),
@@ -288,6 +302,8 @@ WORKLOADS = [
              index, index_options),
     Workload("serve", "qwen3-rag serve: /search latency at concurrency 1, throughput at 32",
              "1 GPU, vLLM, faiss, the serve extra", serve, serve_options),
+    Workload("serve-load", "qwen3-rag serve under concurrent load (search, embeddings, rerank), anchor",
+             "1 GPU, vLLM, faiss, the serve extra", serve_load, serve_load_options),
     Workload("latency-vllm", "single-call latency of vLLM engines, spawned and in-process", "1 GPU, vLLM",
              latency_vllm),
     Workload("latency-fast-path", "single-call latency of the CUDA-graph path, eager and compiled layers",
