@@ -72,6 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "from a CDN)")
     parser.add_argument("--no-reranker", action="store_true", help="serve without a reranker")
     parser.add_argument("--max-batch-items", type=int, help="most sequences per engine call (default 256)")
+    parser.add_argument("--max-batch-tokens", type=int,
+                        help="most tokens per engine call: larger requests are cut into calls that take "
+                        "turns with other requests' (default 65536)")
+    parser.add_argument("--max-request-tokens", type=int,
+                        help="most tokens one request may have a model process; 413 beyond "
+                        "(default 1048576)")
     parser.add_argument("--batch-wait-ms", type=float,
                         help="how long a request waits for others before its engine call (default 0: "
                         "requests arriving while the engine runs share the next call)")
@@ -167,8 +173,11 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--port must be 1..65535, got {args.port}")
     check_listen(args.host, args.port)  # before the models load (minutes on a GPU), not after
     check_key_argument(args.api_key)
-    limits = ServiceLimits(**{k: v for k, v in (("max_batch_items", args.max_batch_items),
-                                                  ("batch_wait_ms", args.batch_wait_ms)) if v is not None})
+    options = ("max_batch_items", "max_batch_tokens", "max_request_tokens", "batch_wait_ms")
+    try:
+        limits = ServiceLimits(**{k: getattr(args, k) for k in options if getattr(args, k) is not None})
+    except ValueError as e:
+        raise CLIError(f"--{str(e).replace('_', '-')}") from e
     store = None
     if args.store:
         store, embedder = open_store(args, **engine_defaults(args, "embedding"))
