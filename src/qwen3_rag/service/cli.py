@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from qwen3_rag.cli.common import add_model_options
 
     parser.add_argument("--store", metavar="DIR", help="store directory: enables POST /search")
+    parser.add_argument("--store-poll-s", type=float, default=2.0,
+                        help="seconds between two looks for a new version of the store (saved by "
+                        "qwen3-rag index), served once loaded (default 2; 0: never)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
@@ -171,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise CLIError(f"--port must be 1..65535, got {args.port}")
+    if not args.store_poll_s >= 0:
+        raise CLIError(f"--store-poll-s must be >= 0, got {args.store_poll_s}")
     check_listen(args.host, args.port)  # before the models load (minutes on a GPU), not after
     check_key_argument(args.api_key)
     options = ("max_batch_items", "max_batch_tokens", "max_request_tokens", "batch_wait_ms")
@@ -185,5 +190,5 @@ def run(args: argparse.Namespace) -> int:
         embedder = make_embedder(args, **engine_defaults(args, "embedding"))
     reranker = None if args.no_reranker else make_reranker(args, **engine_defaults(args, "reranker"))
     serve(embedder, reranker, store, host=args.host, port=args.port, api_key=args.api_key,
-          log_level=args.log_level, limits=limits, docs=not args.no_docs)
+          log_level=args.log_level, limits=limits, docs=not args.no_docs, store_poll_s=args.store_poll_s)
     return 0

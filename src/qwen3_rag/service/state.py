@@ -111,10 +111,11 @@ class ServiceState:
         return await asyncio.to_thread(self.reranker.formatter.pairs, [(query, d) for d in docs], instr)
 
     def index_info(self) -> dict[str, Any] | None:
-        """Size and dimension of the store (``None`` without one)."""
-        if self.store is None:
+        """Size, dimension and version of the store served (``None`` without one)."""
+        store = self.store
+        if store is None:
             return None
-        return {"size": len(self.store), "dimension": self.store.dim}
+        return {"size": len(store), "dimension": store.dim, "version": getattr(store, "version", None)}
 
     async def close(self) -> None:
         """Stop the micro-batchers."""
