@@ -28,7 +28,7 @@ def vector_order(corpus, embedder, query, ids=None):
 def test_search(search_url, embedder, corpus):
     with httpx.Client(base_url=search_url, timeout=60) as c:
         h = c.get("/health").json()
-        assert h["index"] == {"size": len(corpus), "dimension": embedder.dimension}
+        assert h["index"] == {"size": len(corpus), "dimension": embedder.dimension, "version": "v-000001"}
         r = c.post("/search", json={"query": QUERY, "top_k": 3, "preview_chars": 20}).json()
     expected = vector_order(corpus, embedder, QUERY)[:3]
     assert [x["id"] for x in r["results"]] == [i for i, _ in expected]

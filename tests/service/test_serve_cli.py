@@ -60,7 +60,7 @@ def test_serve_subprocess(store_dir, tiny_reranker):
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "the service did not start"
                 time.sleep(0.25)
-        assert health["index"] == {"size": 3, "dimension": 64}
+        assert health["index"] == {"size": 3, "dimension": 64, "version": "v-000001"}
         assert health["reranker"]["model"] == tiny_reranker
         body = {"query": "capital of France?", "top_k": 2, "rerank": True}
         assert httpx.post(base + "/search", json=body, timeout=60).status_code == 401  # key from the env

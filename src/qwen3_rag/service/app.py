@@ -21,6 +21,7 @@ from qwen3_rag.reranker import Qwen3Reranker
 from qwen3_rag.service.errors import EXCEPTION_HANDLERS
 from qwen3_rag.service.limits import document_limits
 from qwen3_rag.service.middleware import AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from qwen3_rag.service.reload import StoreWatcher
 from qwen3_rag.service.routers import embeddings, health, rerank, search
 from qwen3_rag.service.routers.unavailable import NO_RERANKER, NO_STORE, unavailable_router
 from qwen3_rag.service.schemas import ServiceLimits
@@ -41,8 +42,14 @@ class ServiceApp(FastAPI):
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Stop the micro-batchers when the app shuts down."""
+    """Watch the store for new versions while the app runs; stop the watcher and the
+    micro-batchers when it shuts down."""
+    watcher: StoreWatcher | None = app.state.store_watcher
+    if watcher is not None:
+        watcher.start()
     yield
+    if watcher is not None:
+        await watcher.close()
     state: ServiceState = app.state.service
     await state.close()
 
@@ -66,6 +73,7 @@ def create_app(
     embedding_model_name: str | None = None,
     reranker_model_name: str | None = None,
     docs: bool = True,
+    store_poll_s: float = 2.0,
 ) -> FastAPI:
     """Build the service app around loaded models and an optional vector store.
 
@@ -85,6 +93,10 @@ def create_app(
         reranker_model_name: likewise for the reranker.
         docs: serve the interactive docs (``/docs``, ``/redoc``: their pages load Swagger UI
             and ReDoc from a CDN); ``/openapi.json`` is served either way.
+        store_poll_s: how often (seconds) to look at the store directory's ``CURRENT`` pointer:
+            a new version saved there (``qwen3-rag index``, ``FaissStore.save``) is loaded in
+            the background and served from the next request on (0: never; a store that was
+            never saved or loaded has no directory to watch).
 
     Example:
         >>> from qwen3_rag import Qwen3Embedder
@@ -105,6 +117,8 @@ def create_app(
                      docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
                      description="Qwen3 embedding, reranking and vector search.")
     app.state.service = state
+    watch = store is not None and store_poll_s > 0 and getattr(store, "path", None) is not None
+    app.state.store_watcher = StoreWatcher(state, store_poll_s) if watch else None
     routers = [health.router, embeddings.router,
                # what this service was started without: a 404 that says so, not a bare "Not Found"
                rerank.router if reranker is not None

@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from qwen3_rag.cli.common import add_model_options
 
     parser.add_argument("--store", metavar="DIR", help="store directory: enables POST /search")
+    parser.add_argument("--store-poll-s", type=float, default=2.0,
+                        help="seconds between two looks for a new version of the store (saved by "
+                        "qwen3-rag index), served once loaded (default 2; 0: never)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
@@ -72,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "from a CDN)")
     parser.add_argument("--no-reranker", action="store_true", help="serve without a reranker")
     parser.add_argument("--max-batch-items", type=int, help="most sequences per engine call (default 256)")
+    parser.add_argument("--max-batch-tokens", type=int,
+                        help="most tokens per engine call: larger requests are cut into calls that take "
+                        "turns with other requests' (default 65536)")
+    parser.add_argument("--max-request-tokens", type=int,
+                        help="most tokens one request may have a model process; 413 beyond "
+                        "(default 1048576)")
     parser.add_argument("--batch-wait-ms", type=float,
                         help="how long a request waits for others before its engine call (default 0: "
                         "requests arriving while the engine runs share the next call)")
@@ -165,10 +174,15 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise CLIError(f"--port must be 1..65535, got {args.port}")
+    if not args.store_poll_s >= 0:
+        raise CLIError(f"--store-poll-s must be >= 0, got {args.store_poll_s}")
     check_listen(args.host, args.port)  # before the models load (minutes on a GPU), not after
     check_key_argument(args.api_key)
-    limits = ServiceLimits(**{k: v for k, v in (("max_batch_items", args.max_batch_items),
-                                                  ("batch_wait_ms", args.batch_wait_ms)) if v is not None})
+    options = ("max_batch_items", "max_batch_tokens", "max_request_tokens", "batch_wait_ms")
+    try:
+        limits = ServiceLimits(**{k: getattr(args, k) for k in options if getattr(args, k) is not None})
+    except ValueError as e:
+        raise CLIError(f"--{str(e).replace('_', '-')}") from e
     store = None
     if args.store:
         store, embedder = open_store(args, **engine_defaults(args, "embedding"))
@@ -176,5 +190,5 @@ def run(args: argparse.Namespace) -> int:
         embedder = make_embedder(args, **engine_defaults(args, "embedding"))
     reranker = None if args.no_reranker else make_reranker(args, **engine_defaults(args, "reranker"))
     serve(embedder, reranker, store, host=args.host, port=args.port, api_key=args.api_key,
-          log_level=args.log_level, limits=limits, docs=not args.no_docs)
+          log_level=args.log_level, limits=limits, docs=not args.no_docs, store_poll_s=args.store_poll_s)
     return 0

@@ -56,7 +56,13 @@ class ServiceLimits:
         max_inputs: most inputs per ``/v1/embeddings`` or ``/classify`` request.
         max_chars: most characters per query, document, instruction or input text.
         max_body_bytes: largest request body in bytes.
+        max_request_tokens: most tokens one request may have a model process (the sum of its
+            sequences' lengths after formatting: inputs, reranker prompts; for ``/search``, its
+            query and its reranking prompts each); 413 beyond.
         max_batch_items: most sequences per micro-batched engine call.
+        max_batch_tokens: most tokens per engine call: a larger request is cut into several
+            calls, which take turns with other requests' (a small request behind a large one
+            waits for one call, not for the whole large request).
         batch_wait_ms: how long a request waits for others before its engine call (default 0:
             requests that arrive while the engine runs share the next call anyway).
         header_timeout_s: a connection whose request headers are not complete this long after
@@ -75,7 +81,9 @@ class ServiceLimits:
     max_inputs: int = 2048
     max_chars: int = 100_000
     max_body_bytes: int = 32 * 1024 * 1024
+    max_request_tokens: int = 1_048_576
     max_batch_items: int = 256
+    max_batch_tokens: int = 65_536
     batch_wait_ms: float = 0.0
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
@@ -84,7 +92,7 @@ class ServiceLimits:
 
     def __post_init__(self) -> None:
         for name in ("max_top_k", "max_documents", "max_inputs", "max_chars", "max_body_bytes",
-                     "max_batch_items", "max_connections"):
+                     "max_request_tokens", "max_batch_items", "max_batch_tokens", "max_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.batch_wait_ms < 0:
@@ -115,6 +123,7 @@ class RequestBounds:
     embed_max_token_id: int
     rerank_tokens: int = 1
     rerank_max_token_id: int = 0
+    max_request_tokens: int = ServiceLimits.max_request_tokens
 
     @classmethod
     def of(
@@ -130,7 +139,8 @@ class RequestBounds:
     ) -> RequestBounds:
         """The bounds of a service with ``limits`` and models of these sizes."""
         return cls(limits.max_top_k, limits.max_documents, limits.max_inputs, limits.max_chars, dimension,
-                   min_dimensions, embed_tokens, embed_vocab - 1, rerank_tokens, rerank_vocab - 1)
+                   min_dimensions, embed_tokens, embed_vocab - 1, rerank_tokens, rerank_vocab - 1,
+                   limits.max_request_tokens)
 
 
 @dataclass(frozen=True)
@@ -253,10 +263,17 @@ Confidence = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Candidates = Annotated[int, Field(ge=1), Limit("maximum", "max_documents")]
 
 
-class ServiceRequest(BaseModel):
-    """Base of the request models: unknown fields are ignored (clients send extras)."""
+REQUEST_TOKENS = "x-max-request-tokens"
+"""OpenAPI key of a request model: the most tokens one request may have a model process (413
+beyond), the service's ``max_request_tokens``."""
 
-    model_config = ConfigDict(extra="ignore")
+
+class ServiceRequest(BaseModel):
+    """Base of the request models: unknown fields are ignored (clients send extras); the
+    schema shows the service's token budget per request under :data:`REQUEST_TOKENS`."""
+
+    model_config = ConfigDict(extra="ignore",
+                              json_schema_extra={LIMITS_KEY: {REQUEST_TOKENS: "max_request_tokens"}})
 
 
 class RerankRequest(ServiceRequest):
@@ -407,7 +424,8 @@ class ClassifyResponse(BaseModel):
 
 
 __all__ = [
-    "LIMITS_KEY", "SIZE_ERRORS", "TOO_LARGE", "ClassifyItem", "ClassifyRequest", "ClassifyResponse",
+    "LIMITS_KEY", "REQUEST_TOKENS", "SIZE_ERRORS", "TOO_LARGE", "ClassifyItem", "ClassifyRequest",
+    "ClassifyResponse",
     "EmbeddingItem", "EmbeddingRequest", "EmbeddingResponse", "Inputs", "InputsLimit", "Limit",
     "RequestBounds", "RerankDocument", "RerankItem", "RerankRequest", "RerankResponse", "SearchHit",
     "SearchRequest", "SearchResponse", "ServiceLimits", "ServiceRequest", "check_utf8", "split_inputs",

@@ -18,8 +18,9 @@ from qwen3_rag.embedder import MIN_DIMENSIONS, Qwen3Embedder
 from qwen3_rag.engine.base import l2_normalize
 from qwen3_rag.reranker import Qwen3Reranker
 from qwen3_rag.service.batcher import MicroBatcher
+from qwen3_rag.service.errors import api_error
 from qwen3_rag.service.metrics import ServiceMetrics
-from qwen3_rag.service.schemas import RequestBounds, ServiceLimits
+from qwen3_rag.service.schemas import TOO_LARGE, RequestBounds, ServiceLimits
 
 
 class ServiceState:
@@ -63,17 +64,21 @@ class ServiceState:
         wait = limits.batch_wait_ms / 1000.0
         self.embed_batcher = MicroBatcher(
             embedder.engine.embed, max_items=limits.max_batch_items, max_wait_s=wait,
+            max_tokens=limits.max_batch_tokens,
             on_batch=functools.partial(self.metrics.on_batch, "embedding"),
         )
         self.rerank_batcher = None
         if reranker is not None:
             self.rerank_batcher = MicroBatcher(
                 reranker.engine.score, max_items=limits.max_batch_items, max_wait_s=wait,
+                max_tokens=limits.max_batch_tokens,
                 on_batch=functools.partial(self.metrics.on_batch, "reranker"),
             )
 
     async def embed_ids(self, ids: list[list[int]], dimensions: int | None) -> np.ndarray:
-        """Vectors of token-id sequences (micro-batched), cut to ``dimensions`` and re-normalized."""
+        """Vectors of token-id sequences (micro-batched), cut to ``dimensions`` and re-normalized;
+        413 beyond the request token budget."""
+        self.check_tokens(ids)
         vecs = np.asarray(await self.embed_batcher.submit(ids), dtype=np.float32)
         dims = dimensions or self.embedder.dimensions
         if dims is not None and dims < vecs.shape[1]:
@@ -81,9 +86,20 @@ class ServiceState:
         return vecs
 
     async def score_ids(self, ids: list[list[int]]) -> np.ndarray:
-        """P(yes) of complete reranker prompts given as token ids (micro-batched)."""
+        """P(yes) of complete reranker prompts given as token ids (micro-batched); 413 beyond
+        the request token budget."""
         assert self.rerank_batcher is not None, "the service has no reranker"
+        self.check_tokens(ids)
         return np.asarray(await self.rerank_batcher.submit(ids), dtype=np.float32)
+
+    def check_tokens(self, ids: list[list[int]]) -> None:
+        """413 when ``ids`` hold more tokens than one request may have a model process
+        (``ServiceLimits.max_request_tokens``)."""
+        n = sum(len(x) for x in ids)
+        budget = self.limits.max_request_tokens
+        if n > budget:
+            raise api_error(413, ["body"], f"the request makes the model process {n:,} tokens; at most "
+                            f"{budget:,} are allowed per request (max_request_tokens)", TOO_LARGE)
 
     async def rerank_ids(self, query: str, docs: list[str], instruction: str | None) -> list[list[int]]:
         """The reranker prompts of ``query`` with each document, as token ids.
@@ -95,10 +111,11 @@ class ServiceState:
         return await asyncio.to_thread(self.reranker.formatter.pairs, [(query, d) for d in docs], instr)
 
     def index_info(self) -> dict[str, Any] | None:
-        """Size and dimension of the store (``None`` without one)."""
-        if self.store is None:
+        """Size, dimension and version of the store served (``None`` without one)."""
+        store = self.store
+        if store is None:
             return None
-        return {"size": len(self.store), "dimension": self.store.dim}
+        return {"size": len(store), "dimension": store.dim, "version": getattr(store, "version", None)}
 
     async def close(self) -> None:
         """Stop the micro-batchers."""

@@ -136,6 +136,12 @@ class FaissStore:
         return dict(self._fingerprint) if self._fingerprint else None
 
     @property
+    def version(self) -> str | None:
+        """The version directory (``"v-000003"``) this store was loaded from or last saved to
+        (``None``: neither)."""
+        return self._base[1] if self._base is not None else None
+
+    @property
     def spec(self) -> IndexSpec:
         """The index kind and parameters in use now."""
         return self._vectors.spec
