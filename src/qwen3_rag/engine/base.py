@@ -71,6 +71,8 @@ class Engine:
 
     #: how many sequences the caller should hand over per call
     preferred_batch_size: int = 64
+    #: how many calls the engine computes at once (an engine pool: one per worker process)
+    parallelism: int = 1
 
     def __init__(self, config: EngineConfig, options: Any):
         self.config = config

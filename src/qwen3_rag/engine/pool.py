@@ -522,6 +522,7 @@ class PoolEmbeddingEngine(_PoolMixin, EmbeddingEngine):
         self.pool.on_close = self._pool_closed
         self.dimension = int(self.pool.dimension)
         self.preferred_batch_size = 8192 * self.pool.size
+        self.parallelism = self.pool.size
 
     def _empty(self) -> np.ndarray:
         return np.zeros((0, self.dimension), dtype=np.float32)
@@ -539,6 +540,7 @@ class PoolRerankEngine(_PoolMixin, RerankEngine):
         self.pool = EnginePool(config, self.options, yes_id=yes_id, no_id=no_id)
         self.pool.on_close = self._pool_closed
         self.preferred_batch_size = 4096 * self.pool.size
+        self.parallelism = self.pool.size
 
     def _empty(self) -> np.ndarray:
         return np.zeros(0, dtype=np.float32)

@@ -61,6 +61,7 @@ def _init(routed: Any, config: EngineConfig, options: Any, bulk: Engine, fast: E
     Engine.__init__(routed, config, options)
     routed.bulk, routed.fast = bulk, fast
     routed.preferred_batch_size = bulk.preferred_batch_size
+    routed.parallelism = bulk.parallelism  # calls that fit the fast path take its lock in turn
 
 
 class RoutedEmbeddingEngine(_Routed, EmbeddingEngine):

@@ -27,6 +27,7 @@ _EXPORTS = {
     "ServiceLimits": "qwen3_rag.service.schemas",
     "ServiceState": "qwen3_rag.service.state",
     "MicroBatcher": "qwen3_rag.service.batcher",
+    "Lanes": "qwen3_rag.service.lanes",
 }
 
 

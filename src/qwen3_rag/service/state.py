@@ -1,7 +1,8 @@
 """What the service's routes share: :class:`ServiceState`, handed to them by FastAPI dependency.
 
 One :class:`ServiceState` per app (on ``app.state.service``) holds the models, the optional
-store, the limits, the API key, the metrics and the engines' micro-batchers; routes declare
+store, the limits, the API key, the metrics and the engines' micro-batchers (one lane per call an
+engine computes at once: :mod:`qwen3_rag.service.lanes`); routes declare
 ``state: State`` to get it.
 """
 
@@ -17,8 +18,8 @@ from fastapi import Depends, Request
 from qwen3_rag.embedder import MIN_DIMENSIONS, Qwen3Embedder
 from qwen3_rag.engine.base import l2_normalize
 from qwen3_rag.reranker import Qwen3Reranker
-from qwen3_rag.service.batcher import MicroBatcher
 from qwen3_rag.service.errors import api_error
+from qwen3_rag.service.lanes import Lanes, engine_parallelism
 from qwen3_rag.service.metrics import ServiceMetrics
 from qwen3_rag.service.schemas import TOO_LARGE, RequestBounds, ServiceLimits
 
@@ -61,19 +62,17 @@ class ServiceState:
             rerank_vocab=len(reranker.tokenizer) if reranker else 1,
         )
         self.metrics = ServiceMetrics()
-        wait = limits.batch_wait_ms / 1000.0
-        self.embed_batcher = MicroBatcher(
-            embedder.engine.embed, max_items=limits.max_batch_items, max_wait_s=wait,
-            max_tokens=limits.max_batch_tokens,
-            on_batch=functools.partial(self.metrics.on_batch, "embedding"),
-        )
+        self.embed_batcher = self._lanes(embedder.engine, embedder.engine.embed, "embedding")
         self.rerank_batcher = None
         if reranker is not None:
-            self.rerank_batcher = MicroBatcher(
-                reranker.engine.score, max_items=limits.max_batch_items, max_wait_s=wait,
-                max_tokens=limits.max_batch_tokens,
-                on_batch=functools.partial(self.metrics.on_batch, "reranker"),
-            )
+            self.rerank_batcher = self._lanes(reranker.engine, reranker.engine.score, "reranker")
+
+    def _lanes(self, engine: Any, fn: Any, model: str) -> Lanes:
+        """Micro-batched calls of ``fn``, as many at once as ``engine`` computes (its pool's workers)."""
+        limits = self.limits
+        return Lanes(fn, lanes=engine_parallelism(engine), max_items=limits.max_batch_items,
+                     max_wait_s=limits.batch_wait_ms / 1000.0, max_tokens=limits.max_batch_tokens,
+                     on_batch=functools.partial(self.metrics.on_batch, model))
 
     async def embed_ids(self, ids: list[list[int]], dimensions: int | None) -> np.ndarray:
         """Vectors of token-id sequences (micro-batched), cut to ``dimensions`` and re-normalized;
