@@ -87,11 +87,12 @@ def test_a_store_saved_without_checksums_still_loads(tmp_path):
     assert len(FaissStore.load(root)) == 200
 
 
-@pytest.mark.parametrize("which", ["CURRENT", "manifest"])
-def test_a_corrupt_pointer_or_manifest_names_the_file(tmp_path, which):
+@pytest.mark.parametrize("which, data", [("CURRENT", b"\xff\xfe\x00garbage"), ("CURRENT", b"v-00"),
+                                         ("manifest", b"\xff\xfe\x00garbage")])
+def test_a_corrupt_pointer_or_manifest_names_the_file(tmp_path, which, data):
     root, vdir = _saved(tmp_path)
     target = root / "CURRENT" if which == "CURRENT" else vdir / "manifest.json"
-    target.write_bytes(b"\xff\xfe\x00garbage")
+    target.write_bytes(data)  # garbage, or a truncated pointer naming a version that is not there
     with pytest.raises(StoreError) as err:
         FaissStore.load(root)
     assert str(target) in str(err.value)

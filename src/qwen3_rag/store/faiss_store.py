@@ -137,9 +137,8 @@ class FaissStore:
 
     @property
     def version(self) -> str | None:
-        """The version directory (``"v-000003"``) this store was loaded from or last saved to
-        (``None``: neither)."""
-        return self._base[1] if self._base is not None else None
+        """The version directory (``"v-000003"``) loaded from or last saved to, or ``None``."""
+        return self._base[1] if self._base else None
 
     @property
     def spec(self) -> IndexSpec:
@@ -371,7 +370,7 @@ class FaissStore:
         if target is None:
             raise ValueError("no path: pass save(path) or create the store with path=...")
         with self._lock, writer_lock(target):
-            self._check_base(target)
+            check_base(self._base, target)
             if self.auto:
                 self.optimize()
             self._vectors.ensure_index()
@@ -380,19 +379,6 @@ class FaissStore:
                 self.path = target
             self._base = (os.path.realpath(target), version)
         return target
-
-    def _check_base(self, target: Path) -> None:
-        """Refuse to overwrite a version that another process saved after this one was loaded."""
-        if self._base is None or self._base[0] != os.path.realpath(target):
-            return
-        try:
-            current = (target / CURRENT).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            return
-        if current != self._base[1]:
-            raise StoreError(f"store {target} was saved by another writer since this store was loaded from "
-                             f"it ({self._base[1]}, now {current}); saving would lose that change: load "
-                             "it again and repeat the change")
 
     @classmethod
     def load(
@@ -473,6 +459,21 @@ class FaissStore:
         with self._lock:
             self._documents.close()
             self._vectors.release()
+
+
+def check_base(base: tuple[str, str] | None, target: Path) -> None:
+    """Refuse to overwrite a version that another process saved after a store was loaded from
+    ``base`` (its resolved directory and version)."""
+    if base is None or base[0] != os.path.realpath(target):
+        return
+    try:
+        current = (target / CURRENT).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return
+    if current != base[1]:
+        raise StoreError(f"store {target} was saved by another writer since this store was loaded from "
+                         f"it ({base[1]}, now {current}); saving would lose that change: load "
+                         "it again and repeat the change")
 
 
 __all__ = ["FaissStore", "StoreParts"]

@@ -117,6 +117,9 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     if not version.startswith("v-") or not version[2:].isdigit():
         raise StoreError(f"store {root}: {pointer} is damaged (it names {version[:40]!r}, not a version)")
     vdir = root / version
+    if not vdir.is_dir():
+        raise StoreError(f"store {root}: {pointer} names {version}, which is not in the store (the pointer "
+                         "is damaged or the version was removed)")
     try:
         manifest = json.loads((vdir / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
