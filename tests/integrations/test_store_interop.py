@@ -19,6 +19,7 @@ from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores import MetadataFilter, MetadataFilters, VectorStoreQuery
 from llama_index.embeddings.qwen3_rag import Qwen3Embedding
 from llama_index.vector_stores.qwen3_rag import Qwen3FaissVectorStore as LlamaStore
+from lock_support import held_writer_lock
 
 from qwen3_rag import FaissStore, Qwen3Embedder, index_corpus
 
@@ -159,3 +160,37 @@ def test_store_built_from_vector_shards_opens_in_both_frameworks(models, tmp_pat
     _same(_llama(tmp_path / "sharded", li), reference)
     lc_store = Qwen3FaissVectorStore.load_local(tmp_path / "sharded", lc)
     assert lc_store.similarity_search(QUERY, k=4, filter={"lang": "de"})[0].page_content == RECORDS[1]["text"]
+
+
+@pytest.mark.slow  # another process holds the lock
+def test_every_writer_takes_the_store_s_writer_lock(models, tmp_path):
+    """LangChain's save_local, LlamaIndex's persist and the shard build each refuse a store another
+    process is writing, at once and naming it, and write it once that process is gone."""
+    import pyarrow.parquet as pq
+
+    from qwen3_rag.distributed import build_store
+    from qwen3_rag.distributed.shards import shard_table, write_shard_manifest
+    from qwen3_rag.store import StoreLockedError
+
+    core, lc, li = models
+    texts = [r["text"] for r in RECORDS]
+    lc_store = Qwen3FaissVectorStore.from_texts(texts, lc, ids=[r["id"] for r in RECORDS])
+    li_store = LlamaStore(embed_model=li)
+    li_store.add([TextNode(id_=r["id"], text=r["text"], embedding=li.get_text_embedding(r["text"]))
+                  for r in RECORDS])
+    (tmp_path / "shards").mkdir()
+    pq.write_table(shard_table([r["id"] for r in RECORDS], texts, ["{}"] * len(RECORDS),
+                               core.embed_documents(texts)), tmp_path / "shards" / "part-r1-000000-w.parquet")
+    write_shard_manifest(tmp_path / "shards", "r1", core.model)
+    writers = {"langchain": lambda root: lc_store.save_local(root),
+               "llamaindex": lambda root: li_store.persist(str(root)),
+               "shard build": lambda root: build_store(tmp_path / "shards", root, overwrite=True,
+                                                       show_progress=False)}
+    for name, write in writers.items():
+        root = tmp_path / name.replace(" ", "-")
+        root.mkdir()
+        with held_writer_lock(root) as holder:
+            with pytest.raises(StoreLockedError, match=f"pid {holder.pid}"):
+                write(root)
+        write(root)  # the holder is gone: the kernel released its lock
+        assert len(FaissStore.load(root)) == len(RECORDS), name

@@ -5,7 +5,6 @@ loaded is refused (no lost update); readers need no lock."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -13,20 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lock_support import held_writer_lock
 
 from qwen3_rag import FaissStore
 from qwen3_rag.store import StoreError, StoreLockedError
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-
-HOLD = textwrap.dedent('''
-    import sys, time
-    from qwen3_rag.store import writer_lock
-    with writer_lock(sys.argv[1]):
-        print("held", flush=True)
-        time.sleep(600)
-''')
 
 LOAD_ADD_SAVE = textwrap.dedent('''
     import sys
@@ -55,19 +47,13 @@ def _store(path: Path, n: int = 10) -> Path:
 @pytest.mark.slow
 def test_a_second_writer_fails_at_once_and_a_killed_holder_blocks_nothing(tmp_path):
     root = _store(tmp_path / "s")
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(root)], env=ENV, stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_writer_lock(root) as holder:
         store = FaissStore.load(root)  # readers need no lock
         store.add(["mine"], np.ones((1, 8), np.float32), ids=["mine"])
         with pytest.raises(StoreLockedError) as err:
             store.save()
         assert f"pid {holder.pid}" in str(err.value) and "python" in str(err.value)
         assert "\n" not in str(err.value)
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
     store.save()  # the kernel released the dead holder's lock
     assert "mine" in FaissStore.load(root) and len(FaissStore.load(root)) == 11
 
