@@ -2,7 +2,7 @@
 tiny models, an API key and a store, and requests that must never get a 5xx or a wrong answer.
 
 Each request comes with the statuses it may get; valid filtered searches also with the ids an
-independent Python evaluation of the filter (``test_filters.matches``) selects.
+independent Python evaluation of the filter (``filter_reference.matches``) selects.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from test_filters import _record, matches, random_filter
+from filter_reference import matches, random_filter, random_record
 
 KEY = "probe-key"
 AUTH = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
@@ -159,7 +159,7 @@ def start_server(args: Any, work: Path, port: int) -> subprocess.Popen:
 
     emb = Qwen3Embedder(args.model, backend="hf")
     rng = random.Random(args.seed)
-    metas = [_record(rng, i) for i in range(N_DOCS)]
+    metas = [random_record(rng, i) for i in range(N_DOCS)]
     texts = [f"document {i} about {['cats', 'rivers', 'stars'][i % 3]}" for i in range(N_DOCS)]
     store = FaissStore(emb.dimension, embedder=emb, index="flat")
     store.add(texts, emb.embed_documents(texts), ids=[str(i) for i in range(N_DOCS)], metadatas=metas)
@@ -192,7 +192,7 @@ def hostile_campaign(args: Any, work: Path, counts: Counter) -> None:
     port = free_port()
     proc = start_server(args, work, port)
     rng = random.Random(args.seed)
-    metas = [_record(rng, i) for i in range(N_DOCS)]  # the store's, as start_server made them
+    metas = [random_record(rng, i) for i in range(N_DOCS)]  # the store's, as start_server made them
     probes = make_probes(random.Random(args.seed + 1), args.requests, metas)
     kinds: Counter = Counter()
     try:
