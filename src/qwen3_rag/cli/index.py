@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", default="auto", choices=("auto", *INDEX_KINDS),
                         help="Faiss index for a new store (auto: exact when small, IVF when large)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--delete-missing", action="store_true",
+                        help="delete the store's documents whose id is no longer in the source")
     parser.add_argument("--no-model-check", action="store_true",
                         help="add to a store built with another model of the same dimension (warns)")
     add_json_option(parser)
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             text_field=args.text_field, id_field=args.id_field, skip_bad_lines=args.skip_bad_lines,
             show_progress=progress_wanted(args), index=args.index,
             on_embedded=closing.start if pooled else None, check_model=not args.no_model_check,
+            delete_missing=args.delete_missing,
         )
     finally:
         if closing.ident is not None:
@@ -83,12 +86,16 @@ def run(args: argparse.Namespace) -> int:
         print(key_values([
             ("store", report.store_path),
             ("documents", report.documents),
+            ("added", report.added),
+            ("updated", report.updated),
+            ("unchanged", report.unchanged),
+            ("deleted", report.deleted),
             ("vectors added", report.chunks),
             ("bad lines skipped", report.skipped),
             ("resumed from", f"record {report.resumed_from}" if report.resumed_from else "-"),
             ("store size", report.store_size),
-            *([("replaced by id", f"{report.replaced} (a later record of the same id won)")]
-              if report.replaced else []),
+            *([("repeated ids", f"{report.repeated} (a later record of the same id won)")]
+              if report.repeated else []),
             ("index", report.index_kind),
             ("time", f"{wall_s:.1f} s"),
             ("phases", ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items()) or "-"),
