@@ -308,11 +308,39 @@ def file_mode(path: Path) -> int:
 
 def write_recommendation(path: str | os.PathLike[str], recommendation: Mapping[str, Any],
                          prefer: str = "best_throughput") -> Path:
-    """Merge a ``qwen3-rag bench`` recommendation into the config file at ``path``."""
+    """Merge a ``qwen3-rag bench`` recommendation into the config file at ``path``, atomically.
+
+    Only what was measured is written: each task's recommended engine options (its ``prefer``
+    entry; ``None`` writes nothing for that task) into its table, and the ``model`` and
+    ``backend`` it was measured with (where the recommendation names them) at the top level.
+    The rest of the file stays as it was, comments, layout and permissions included. The
+    result is checked as a config file before it replaces the old one.
+    """
+    import tomlkit
+
     p = Path(path)
-    s = load_settings(env={}, path=p if p.is_file() else None)
-    for task, table in (("embed", "embedding"), ("rerank", "reranker")):
-        rec = recommendation.get(task)
-        if rec and prefer in rec:
-            getattr(s, table).update(rec[prefer])
-    return write_settings(p, s)
+    doc = tomlkit.parse(p.read_text(encoding="utf-8")) if p.is_file() else tomlkit.document()
+    for task, table, model_key in (("embed", "embedding", "embedding_model"),
+                                   ("rerank", "reranker", "reranker_model")):
+        rec = recommendation.get(task) or {}
+        if not rec.get(prefer):
+            continue
+        for key, value in ((model_key, rec.get("model")), ("backend", rec.get("backend"))):
+            if value:
+                doc[key] = value
+        if table not in doc:
+            doc[table] = tomlkit.table()
+        for key, value in rec[prefer].items():
+            doc[table][key] = value
+    text = tomlkit.dumps(doc)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=p.parent, suffix=".toml", delete=False, encoding="utf-8") as f:
+        f.write(text)
+    try:
+        _read_file(Path(f.name), Settings())  # a value no option takes fails here, not at the next start
+        os.chmod(f.name, file_mode(p))
+        os.replace(f.name, p)
+    except BaseException:
+        os.unlink(f.name)
+        raise
+    return p
