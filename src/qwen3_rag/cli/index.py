@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", default="auto", choices=("auto", *INDEX_KINDS),
                         help="Faiss index for a new store (auto: exact when small, IVF when large)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--reranker-model", default=None,
+                        help="record this reranker in the store: search --rerank and serve use it by "
+                        "default (not loaded here)")
     parser.add_argument("--delete-missing", action="store_true",
                         help="delete the store's documents whose id is no longer in the source")
     parser.add_argument("--no-model-check", action="store_true",
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             text_field=args.text_field, id_field=args.id_field, skip_bad_lines=args.skip_bad_lines,
             show_progress=progress_wanted(args), index=args.index,
             on_embedded=closing.start if pooled else None, check_model=not args.no_model_check,
-            delete_missing=args.delete_missing,
+            delete_missing=args.delete_missing, reranker_model=args.reranker_model,
         )
     finally:
         if closing.ident is not None:

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qwen3_rag.engine.base import looks_like_path
 from qwen3_rag.indexing.builder import StoreBuilder
 from qwen3_rag.indexing.changes import Changes, settings_digest
 from qwen3_rag.indexing.chunking import check_chunking
@@ -62,6 +63,8 @@ class IndexOptions:
     """Refuse a store built with another model (``False``: the dimension only, with a warning)."""
     delete_missing: bool = False
     """Delete the store's documents whose source record (id) is not in the source."""
+    reranker_model: str | None = None
+    """The reranker recorded for searching the store (:func:`recorded_reranker`); not loaded."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.commit_every < 1:
@@ -232,6 +235,8 @@ class IndexJob:
         builder's thread too)."""
         st, builder = self._parts()
         store.extra["indexing_run"] = st.get("run_id")
+        if self.options.reranker_model:
+            store.extra["reranker"] = {"model": model_location(self.options.reranker_model)}
         builder.run(store.save, self.root)
 
     def run(self, *, resume: bool = True, on_embedded: Callable[[], Any] | None = None) -> IndexReport:
@@ -282,7 +287,9 @@ class IndexJob:
         store = self.build()
         self.timings["build"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        if not self.has_store or st.committed or st.get("deleted_vectors", 0):
+        reranker = self.options.reranker_model
+        if (not self.has_store or st.committed or st.get("deleted_vectors", 0)
+                or (reranker and recorded_reranker(store.extra) != model_location(reranker))):
             self.save(store)  # (else nothing changed: the saved version stays current)
             self.timings["save"] = time.perf_counter() - t0
         self.timings.update(builder.timings)
@@ -327,6 +334,23 @@ class IndexJob:
         return self.staging, self.builder
 
 
+def model_location(model: str) -> str:
+    """A model as a store records it: a local directory by its absolute path, a hub id as it is."""
+    path = os.path.expanduser(model)
+    return os.path.abspath(path) if looks_like_path(model) and os.path.isdir(path) else model
+
+
+def recorded_reranker(extra: dict[str, Any]) -> str | None:
+    """The reranker a store records for searching it (its manifest's ``extra``), or None.
+
+    Example:
+        >>> recorded_reranker({"reranker": {"model": "Qwen/Qwen3-Reranker-4B"}})
+        'Qwen/Qwen3-Reranker-4B'
+    """
+    model = (extra.get("reranker") or {}).get("model") if isinstance(extra, dict) else None
+    return model if isinstance(model, str) and model else None
+
+
 def index_corpus(
     source: Any,
     store_path: str | os.PathLike[str],
@@ -345,6 +369,7 @@ def index_corpus(
     on_embedded: Callable[[], Any] | None = None,
     check_model: bool = True,
     delete_missing: bool = False,
+    reranker_model: str | None = None,
 ) -> IndexReport:
     """Embed a corpus into the store at ``store_path``; resumable after any crash, incremental
     when run again (records the store has as they are are not embedded again).
@@ -382,6 +407,8 @@ def index_corpus(
         delete_missing: delete the store's documents whose source record id is not in
             ``source`` (LangChain indexing's "full" cleanup; without it, "incremental"). A
             malformed record skipped with ``skip_bad_lines`` counts as missing.
+        reranker_model: record this reranker (hub id or directory) in the store, for
+            ``qwen3-rag search --rerank`` and ``serve`` to use by default (it is not loaded).
 
     Raises:
         FileNotFoundError: the source doesn't exist.
@@ -396,9 +423,9 @@ def index_corpus(
         batch_size=batch_size, commit_every=commit_every, chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap, text_field=text_field, id_field=id_field,
         skip_bad_lines=skip_bad_lines, show_progress=show_progress, index=index, check_model=check_model,
-        delete_missing=delete_missing,
+        delete_missing=delete_missing, reranker_model=reranker_model,
     )
     return IndexJob(source, store_path, embedder, options).run(resume=resume, on_embedded=on_embedded)
 
 
-__all__ = ["IndexJob", "IndexOptions", "IndexReport", "index_corpus"]
+__all__ = ["IndexJob", "IndexOptions", "IndexReport", "index_corpus", "model_location", "recorded_reranker"]
