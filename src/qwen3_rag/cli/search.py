@@ -71,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
     )
     limit = None if args.full_text else args.preview_chars
     if args.json:
-        print_json({**resp.to_dict(limit), "store": str(args.store), "k": args.k,
-                    "load_time_ms": round(load_ms, 3)})
+        out = resp.to_dict(limit)  # the document of the service's POST /search
+        out["timings_ms"] = {"load": round(load_ms, 3), **out["timings_ms"]}  # the models and the store
+        print_json(out)
         return 0
     headers = ["rank", "score"] + (["relevance", "confidence"] if reranker else []) + ["id", "length", "text"]
     rows = []
