@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from typing import Any
 
 from qwen3_rag.cli import CLIError
 from qwen3_rag.cli.common import (
@@ -45,6 +47,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser)
 
 
+def check_first_record(source: Any, text_field: str, id_field: str) -> None:
+    """``BadInputError`` naming the file, line and problem if the source's first record is one the
+    job would refuse (checked before the embedder loads)."""
+    from qwen3_rag.indexing import BadInputError, document_of
+
+    with contextlib.closing(source.items(0)) as items:
+        item = next(items, None)
+    if item is None:
+        return  # an empty source: the job says so
+    problem = item.reason if item.record is None else document_of(item.record, text_field, id_field, 0)
+    if isinstance(problem, str):
+        raise BadInputError(f"{item.where}: {problem} (--skip-bad-lines skips and counts such records)")
+
+
 def run(args: argparse.Namespace) -> int:
     """Index a corpus (:func:`qwen3_rag.index_corpus`), resuming an interrupted run; print the report."""
     import threading
@@ -57,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--chunk-overlap needs --chunk-tokens (documents are embedded whole without it)")
     overlap = 32 if args.chunk_overlap is None else args.chunk_overlap
     source = open_source(args.source)  # a missing or unknown file fails before any model loads
+    if not args.skip_bad_lines:
+        check_first_record(source, args.text_field, args.id_field)  # so does a bad first record
     try:
         recorded = read_manifest(args.store)[1].get("embedder")
     except (FileNotFoundError, ValueError):  # no saved version yet: maybe a first run, interrupted
