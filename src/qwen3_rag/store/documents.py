@@ -342,6 +342,7 @@ class Documents:
         conn.execute("ATTACH DATABASE ? AS staged", (os.fspath(db),))
         try:
             with conn:
+                conn.execute("DROP TABLE IF EXISTS temp.unseen")  # left by a failed call
                 conn.execute("CREATE TEMP TABLE unseen AS SELECT iid, COALESCE(source, id) AS src FROM docs "
                              "AS d WHERE iid < ? AND NOT EXISTS (SELECT 1 FROM staged.rows AS r "
                              "WHERE r.source = COALESCE(d.source, d.id)) AND NOT EXISTS (SELECT 1 FROM "
