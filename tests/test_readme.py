@@ -121,3 +121,19 @@ def test_sample_corpus_is_valid_jsonl():
         records = [json.loads(line) for line in f]
     assert len({r["id"] for r in records}) == len(records)
     assert all(r["text"].strip() and r["topic"] for r in records)
+
+
+def test_the_readme_lists_the_fields_each_input_format_needs():
+    from qwen3_rag.rerank_job import PAIR_FIELDS
+
+    text = section("Input formats")
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            rows.setdefault(cells[0], []).append(cells[2])
+    assert set(rows) == {"`index`", "`rerank`", "`eval`"}
+    assert all(f"`{f}`" in rows["`rerank`"][0] for f in PAIR_FIELDS)
+    assert "`text`" in rows["`index`"][0] and "`id`" in rows["`index`"][0]
+    for name in ("corpus.jsonl", "queries.jsonl", "`_id`", "`text`", "`query-id`", "`corpus-id`", "`score`"):
+        assert name in rows["`eval`"][0], name

@@ -9,12 +9,16 @@ checkpoint of the real shapes first; weights don't change speed):
 * ``grid:QxD[:T]``: Q queries x D documents of T tokens (default 55, ~139 tokens per prompt)
   for the reranker, grouped by query.
 
-Each engine setting of the sweep is timed after a warm-up; the table shows docs/s, tokens/s,
-% of the bf16 matmul ceiling, GPU memory and host RSS. Baselines run in the same process
+Each engine setting of the sweep is timed ``--repeats`` times after a warm-up; the table shows
+the median docs/s with the spread of the runs (slowest to fastest), tokens/s, % of the bf16
+matmul ceiling, GPU memory and host RSS. Baselines run in the same process
 (``--baselines``): sentence-transformers with last-token pooling, and a reranker that
 generates one token with logprobs (the common way to run Qwen3-Reranker on vLLM). It ends with
-a recommendation (best throughput, best throughput per GiB of GPU memory) that
-``--apply PATH`` writes as a config file.
+a recommendation (best throughput, best throughput per GiB of GPU memory), made only where
+one setting's slowest run beats every other setting's fastest: a difference within the spread
+of the runs is noise, and nothing is recommended then. ``--apply PATH`` writes it into a config
+file, with the model and backend measured, keeping the file's comments, layout and mode.
+``--json`` prints the results (rows and recommendation) for programs.
 
 Example (CPU, tiny model)::
 
@@ -248,23 +252,27 @@ def _release() -> None:
 
 
 def _row(task: str, backend: str, options: dict[str, Any], workload: str, n: int, ntok: int,
-         seconds: float, startup: float, fpt: float) -> dict:
+         times: list[float], startup: float, fpt: float) -> dict:
+    seconds = float(np.median(times))
     return {
         "task": task, "backend": backend, "options": options, "workload": workload, "n": n,
         "startup_s": round(startup, 1), "seconds": round(seconds, 3),
-        "items_per_s": n / seconds, "tokens_per_s": ntok / seconds,
+        "items_per_s": n / seconds, "items_per_s_runs": [n / t for t in times],
+        "spread_pct": 100 * seconds * (1 / min(times) - 1 / max(times)),  # fastest - slowest, of the median
+        "tokens_per_s": ntok / seconds,
         "pct_bf16_ceiling": 100 * ntok / seconds * fpt / (PEAK_BF16_TFLOPS * 1e12),
         "gpu_gib": gpu_used_gib(), "rss_gib": rss_gib(),
     }
 
 
-def _best_time(fn: Any, repeats: int) -> float:
+def _times(fn: Any, repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` runs of ``fn``."""
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return times
 
 
 def _bench_model(task: str, make: Any, run: Any, token_ids: Any, warm: int,
@@ -291,8 +299,8 @@ def _bench_model(task: str, make: Any, run: Any, token_ids: Any, warm: int,
         run(model, items[: min(len(items), warm)])
         ntok = sum(len(t) for t in token_ids(model, items))
         with Monitor() as mon:
-            sec = _best_time(lambda items=items: run(model, items), repeats)
-        rows.append({**_row(task, model.backend, options, name, len(items), ntok, sec, startup, fpt),
+            times = _times(lambda items=items: run(model, items), repeats)
+        rows.append({**_row(task, model.backend, options, name, len(items), ntok, times, startup, fpt),
                      **mon.summary(), **detail})
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     _release()
@@ -376,9 +384,42 @@ def baseline_generate_logprobs(model: str, pairs: list[tuple[str, str]]) -> dict
     }
 
 
+def _gmeans(rs: list[dict], per_gib: bool = False) -> tuple[float, float, float]:
+    """(slowest, median, fastest) items/s of one setting (per GiB of GPU memory with ``per_gib``),
+    geometric means over the workloads it ran; the slowest and fastest are the median without
+    several runs."""
+    def gmean(vals: list[float]) -> float:
+        return float(np.exp(np.mean(np.log(vals))))
+
+    div = [r["gpu_gib"] if per_gib else 1.0 for r in rs]
+    runs = [r.get("items_per_s_runs") or [r["items_per_s"]] for r in rs]
+    return (gmean([min(x) / d for x, d in zip(runs, div, strict=True)]),
+            gmean([r["items_per_s"] / d for r, d in zip(rs, div, strict=True)]),
+            gmean([max(x) / d for x, d in zip(runs, div, strict=True)]))
+
+
+def _choose(by_opts: dict[str, list[dict]], per_gib: bool) -> tuple[str | None, str]:
+    """The setting (its JSON key) whose slowest run beats every other setting's fastest, else
+    ``None`` and why not. Independent of the sweep's order."""
+    ranges = {k: _gmeans(rs, per_gib) for k, rs in by_opts.items()}
+    ranked = sorted(ranges, key=lambda k: (-ranges[k][1], k))
+    best = ranked[0]
+    if len(ranked) == 1:
+        return None, "one setting measured: nothing to compare it with"
+    if any(len(r.get("items_per_s_runs") or []) < 2 for rs in by_opts.values() for r in rs):
+        return None, "one run per setting: the spread is unknown (--repeats 2 or more)"
+    ties = [k for k in ranked[1:] if ranges[k][2] >= ranges[best][0]]
+    if ties:
+        return None, (f"{best} is not faster than {', '.join(ties)} beyond the spread of the runs "
+                      f"({ranges[best][0]:.1f}-{ranges[best][2]:.1f} items/s): keep the current settings")
+    return best, ""
+
+
 def recommend(rows: Sequence[dict]) -> dict[str, Any]:
     """Per task, the engine options with the best throughput and with the best throughput per
-    GiB of GPU memory (geometric mean over the workloads each setting ran)."""
+    GiB of GPU memory (geometric mean of the medians over the workloads each setting ran),
+    where they beat every other setting beyond the spread of the runs (``None`` and a
+    ``reason`` otherwise); with the ``backend`` measured."""
     rec: dict[str, Any] = {}
     for task in ("embed", "rerank"):
         ours = [r for r in rows if r["task"] == task and r["backend"] in ("vllm", "hf", "remote")]
@@ -387,24 +428,25 @@ def recommend(rows: Sequence[dict]) -> dict[str, Any]:
             by_opts.setdefault(json.dumps(r["options"], sort_keys=True), []).append(r)
         if not by_opts:
             continue
-
-        def gmean(rs: list[dict], per_gib: bool = False) -> float:
-            vals = [r["items_per_s"] / (r["gpu_gib"] if per_gib else 1.0) for r in rs]
-            return float(np.exp(np.mean(np.log(vals))))
-
-        best = max(by_opts, key=lambda k: gmean(by_opts[k]))
-        rec[task] = {"best_throughput": json.loads(best), "items_per_s": round(gmean(by_opts[best]), 1)}
+        best, why = _choose(by_opts, per_gib=False)
+        rec[task] = {"backend": ours[0]["backend"], "best_throughput": json.loads(best) if best else None}
+        if best:
+            low, mid, high = _gmeans(by_opts[best])
+            rec[task].update(items_per_s=round(mid, 1), items_per_s_range=[round(low, 1), round(high, 1)])
+        else:
+            rec[task]["reason"] = why
         with_mem = {k: rs for k, rs in by_opts.items() if all(r.get("gpu_gib") for r in rs)}
         if with_mem:
-            eff = max(with_mem, key=lambda k: gmean(with_mem[k], per_gib=True))
-            rec[task]["best_per_gib"] = json.loads(eff)
-            rec[task]["items_per_s_per_gib"] = round(gmean(with_mem[eff], per_gib=True), 1)
+            eff, _ = _choose(with_mem, per_gib=True)
+            rec[task]["best_per_gib"] = json.loads(eff) if eff else None
+            if eff:
+                rec[task]["items_per_s_per_gib"] = round(_gmeans(with_mem[eff], per_gib=True)[1], 1)
     return rec
 
 
 def format_table(rows: Sequence[dict]) -> str:
     head = (
-        f"{'task':7} {'backend':28} {'options':52} {'n':>7} {'items/s':>9} {'tok/s':>10} "
+        f"{'task':7} {'backend':28} {'options':52} {'n':>7} {'items/s':>9} {'spread':>7} {'tok/s':>10} "
         f"{'%ceil':>6} {'GPU GiB':>8} {'RSS GiB':>8} {'start s':>7} {'GPU%':>5}  busiest CPU %"
     )
     lines = [head, "-" * len(head)]
@@ -417,7 +459,7 @@ def format_table(rows: Sequence[dict]) -> str:
         opts = ",".join(f"{k}={v}" for k, v in (r.get("options") or {}).items())
         lines.append(
             f"{r['task']:7} {r.get('workload', '-')[:12]:12} {r['backend'][:28]:28} {opts[:44]:44} "
-            f"{r['n']:>7} {f('items_per_s', '9.0f')} "
+            f"{r['n']:>7} {f('items_per_s', '9.0f')} {f('spread_pct', '6.1f')}% "
             f"{f('tokens_per_s', '10.0f')} {f('pct_bf16_ceiling', '6.1f')} {f('gpu_gib', '8.1f')} "
             f"{f('rss_gib', '8.2f')} {f('startup_s', '7.1f')} {f('gpu_util', '5.0f')}  "
             f"{' '.join(r.get('cpu_top') or [])}"
@@ -471,13 +513,16 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help='engine options to sweep, e.g. "max_num_seqs=256,1024;max_num_batched_tokens=65536"',
     )
     p.add_argument("--option", action="append", default=[], help="fixed engine option KEY=VALUE")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed runs per setting and workload, after a warm-up (the spread needs 2 or more)")
     p.add_argument("--baselines", action="store_true", help="also run the baselines")
     p.add_argument("--out", default="bench-out", help="folder for results.json and plots")
     p.add_argument("--workdir", default=None, help="where random checkpoints are written")
     p.add_argument(
-        "--apply", default=None, metavar="PATH", help="write the recommended settings to this config file"
+        "--apply", default=None, metavar="PATH",
+        help="write the recommended settings, model and backend into this config file (comments kept)"
     )
+    p.add_argument("--json", action="store_true", help="print the results as JSON (progress on stderr)")
     return p
 
 
@@ -538,12 +583,35 @@ def run(args: argparse.Namespace) -> int:
     """The ``qwen3-rag bench`` subcommand: sweep, table, results.json, plot, ``--apply``."""
     from qwen3_rag.engine.options import check_names
 
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
     workdir = args.workdir or os.path.join(tempfile.gettempdir(), "qwen3-rag-bench")
     os.makedirs(workdir, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
     fixed = dict(parse_option(o) for o in args.option)
     sweep = parse_sweep(args.sweep)
     check_names({*fixed, *(k for opts in sweep for k in opts)})  # misspelt: one error, not per setting
+    report = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        rows, rec = _sweep(args, workdir, fixed, sweep)
+        for task, spec in (("embed", args.model), ("rerank", args.reranker_model)):
+            if task in rec:  # a random checkpoint stands in for the real model: not written
+                rec[task]["model"] = None if spec.startswith("random:") else spec
+        result = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv, "env": environment(),
+                  "rows": rows, "recommendation": rec}
+        with open(os.path.join(args.out, "results.json"), "w") as f:
+            json.dump(result, f, indent=2, default=str)
+        plot(rows, os.path.join(args.out, "throughput.png"))
+        if args.apply:
+            _apply(args.apply, rec)
+    if args.json:
+        report.write(json.dumps(result, indent=2, default=str) + "\n")
+    return 0
+
+
+def _sweep(args: argparse.Namespace, workdir: str, fixed: dict[str, Any], sweep: list[dict[str, Any]]
+           ) -> tuple[list[dict], dict[str, Any]]:
+    """Every setting of the sweep (and the baselines) timed, the table printed; rows and recommendation."""
     emb_model, rr_model, embed_wl, rerank_wl = build_workloads(args, workdir)
     rows: list[dict] = []
     for opts in sweep:
@@ -560,17 +628,19 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(rows))
     rec = recommend(rows)
     print("\nrecommendation:", json.dumps(rec, indent=2))
-    result = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv, "env": environment(),
-              "rows": rows, "recommendation": rec}
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(result, f, indent=2, default=str)
-    plot(rows, os.path.join(args.out, "throughput.png"))
-    if args.apply:
-        from qwen3_rag.config import write_recommendation
+    return rows, rec
 
-        write_recommendation(args.apply, rec)
-        print(f"wrote recommended settings to {args.apply}")
-    return 0
+
+def _apply(path: str, rec: dict[str, Any]) -> None:
+    """``--apply``: the recommendation into the config file, or why nothing was written."""
+    from qwen3_rag.config import write_recommendation
+
+    if not any((r or {}).get("best_throughput") for r in rec.values()):
+        reasons = "; ".join(f"{t}: {r.get('reason')}" for t, r in rec.items() if r.get("reason"))
+        print(f"nothing written to {path}: no setting beat the others ({reasons or 'nothing measured'})")
+        return
+    write_recommendation(path, rec)
+    print(f"wrote recommended settings to {path}")
 
 
 def parse_option(s: str) -> tuple[str, Any]:

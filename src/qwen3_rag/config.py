@@ -101,6 +101,32 @@ class Settings:
     embedding: dict[str, Any] = field(default_factory=dict)
     reranker: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
+    origins: dict[str, str] = field(default_factory=dict)
+    """Where each setting not at its default came from (``"embedding.max_num_seqs"`` for a table
+    entry): ``"config file PATH"``, ``"environment QWEN3_RAG_..."``, or what a caller set."""
+
+    def set(self, name: str, value: Any, origin: str) -> None:
+        """Set a top-level setting or a table entry (``"embedding.dtype"``) from ``origin``."""
+        table, _, key = name.rpartition(".")
+        if table:
+            getattr(self, table)[key] = value
+        else:
+            setattr(self, name, value)
+        self.origins[name] = origin
+
+    def effective(self) -> list[tuple[str, Any, str]]:
+        """Every setting in force: (name, value, where it came from; ``"default"`` where nowhere).
+
+        Example:
+            >>> load_settings(env={"QWEN3_RAG_BACKEND": "hf"}, path=None).effective()[2]
+            ('backend', 'hf', 'environment QWEN3_RAG_BACKEND')
+        """
+        rows = [(k, getattr(self, k), self.origins.get(k, "default"))
+                for k in ("embedding_model", "reranker_model", "backend", "max_length", "batch_size")]
+        for table in TABLES:
+            rows += [(f"{table}.{k}", v, self.origins.get(f"{table}.{k}", "default"))
+                     for k, v in sorted(getattr(self, table).items())]
+        return rows
 
     def engine_options(self, kind: str, backend: str) -> dict[str, Any]:
         """The engine options of ``kind`` that fit ``backend`` (vLLM options never reach hf:
@@ -166,10 +192,11 @@ def _read_file(file: Path, s: Settings) -> None:
         if key in TABLES:
             if not isinstance(value, dict):
                 raise ValueError(f"{file}: [{key}] must be a table of engine options")
-            getattr(s, key).update(_read_table(file, key, value))
+            for name, v in _read_table(file, key, value).items():
+                s.set(f"{key}.{name}", v, f"config file {file}")
         elif key in TOP_LEVEL:
             try:
-                setattr(s, key, _check_setting(key, value))
+                s.set(key, _check_setting(key, value), f"config file {file}")
             except OptionError as e:
                 raise OptionError(f"{file}: {e}") from None
         else:
@@ -213,13 +240,14 @@ def _read_env(env: Mapping[str, str], s: Settings) -> None:
         except OptionError as e:
             raise OptionError(f"{var}={raw!r}: {e}") from None
         if name.startswith("*"):
-            s.embedding[name[1:]] = value
-            s.reranker[name[1:]] = value
+            for table in TABLES:
+                s.set(f"{table}.{name[1:]}", value, f"environment {var}")
         else:
-            setattr(s, name, value)
+            s.set(name, value, f"environment {var}")
             if name in PER_MODEL:  # the variable beats the file's per-model value
-                s.embedding.pop(name, None)
-                s.reranker.pop(name, None)
+                for table in TABLES:
+                    getattr(s, table).pop(name, None)
+                    s.origins.pop(f"{table}.{name}", None)
 
 
 def load_settings(
@@ -280,11 +308,39 @@ def file_mode(path: Path) -> int:
 
 def write_recommendation(path: str | os.PathLike[str], recommendation: Mapping[str, Any],
                          prefer: str = "best_throughput") -> Path:
-    """Merge a ``qwen3-rag bench`` recommendation into the config file at ``path``."""
+    """Merge a ``qwen3-rag bench`` recommendation into the config file at ``path``, atomically.
+
+    Only what was measured is written: each task's recommended engine options (its ``prefer``
+    entry; ``None`` writes nothing for that task) into its table, and the ``model`` and
+    ``backend`` it was measured with (where the recommendation names them) at the top level.
+    The rest of the file stays as it was, comments, layout and permissions included. The
+    result is checked as a config file before it replaces the old one.
+    """
+    import tomlkit
+
     p = Path(path)
-    s = load_settings(env={}, path=p if p.is_file() else None)
-    for task, table in (("embed", "embedding"), ("rerank", "reranker")):
-        rec = recommendation.get(task)
-        if rec and prefer in rec:
-            getattr(s, table).update(rec[prefer])
-    return write_settings(p, s)
+    doc = tomlkit.parse(p.read_text(encoding="utf-8")) if p.is_file() else tomlkit.document()
+    for task, table, model_key in (("embed", "embedding", "embedding_model"),
+                                   ("rerank", "reranker", "reranker_model")):
+        rec = recommendation.get(task) or {}
+        if not rec.get(prefer):
+            continue
+        for key, value in ((model_key, rec.get("model")), ("backend", rec.get("backend"))):
+            if value:
+                doc[key] = value
+        if table not in doc:
+            doc[table] = tomlkit.table()
+        for key, value in rec[prefer].items():
+            doc[table][key] = value
+    text = tomlkit.dumps(doc)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=p.parent, suffix=".toml", delete=False, encoding="utf-8") as f:
+        f.write(text)
+    try:
+        _read_file(Path(f.name), Settings())  # a value no option takes fails here, not at the next start
+        os.chmod(f.name, file_mode(p))
+        os.replace(f.name, p)
+    except BaseException:
+        os.unlink(f.name)
+        raise
+    return p

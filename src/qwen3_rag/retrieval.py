@@ -45,16 +45,16 @@ class SearchResult:
         return len(self.text)
 
     def to_dict(self, preview_chars: int | None = None) -> dict[str, Any]:
-        """JSON-ready; ``text`` is cut to ``preview_chars`` (``text_length`` stays the full length)."""
+        """JSON-ready; ``text`` is cut to ``preview_chars`` (``text_length`` stays the full length);
+        ``relevance_score`` and ``confidence`` are ``None`` unless reranked."""
         text = self.text if preview_chars is None else self.text[:preview_chars]
         out: dict[str, Any] = {
             "rank": self.rank, "id": self.id, "score": self.score, "text": text,
             "text_length": self.text_length, "truncated": len(text) < self.text_length,
             "metadata": self.metadata,
+            "relevance_score": self.relevance_score,  # None unless reranked
+            "confidence": self.confidence,
         }
-        if self.relevance_score is not None:
-            out["relevance_score"] = self.relevance_score
-            out["confidence"] = self.confidence
         return out
 
 
@@ -66,13 +66,19 @@ class SearchResponse:
     results: list[SearchResult]
     total_found: int
     processing_time_ms: float
+    reranked: bool = False
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    """Milliseconds of ``embed``, ``search``, ``rerank`` (when reranked) and ``total``."""
 
     def to_dict(self, preview_chars: int | None = None) -> dict[str, Any]:
+        """The JSON document of ``qwen3-rag search --json`` and the service's ``POST /search``."""
         return {
             "query": self.query,
-            "total_found": self.total_found,
-            "processing_time_ms": round(self.processing_time_ms, 3),
             "results": [r.to_dict(preview_chars) for r in self.results],
+            "total_found": self.total_found,
+            "reranked": self.reranked,
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "processing_time_ms": round(self.processing_time_ms, 3),
         }
 
 
@@ -108,14 +114,18 @@ def search_documents(
     started = time.perf_counter()
     n = max(k, rerank_candidates or 4 * k) if reranker is not None else k
     qv = embedder.embed_queries([query], instruction)
+    timings = {"embed": (time.perf_counter() - started) * 1000.0}
     hits = store.search(qv, k=n, filter=filter, score_threshold=score_threshold)[0]
+    timings["search"] = (time.perf_counter() - started) * 1000.0 - timings["embed"]
     if reranker is None:
         results = [SearchResult(i + 1, h.id, h.score, h.text, h.metadata) for i, h in enumerate(hits)]
         total = len(hits)
     else:
         ranking = Ranking([], 0)
         if hits:
+            t0 = time.perf_counter()
             scores = reranker.score(query, [h.text for h in hits], instruction)
+            timings["rerank"] = (time.perf_counter() - t0) * 1000.0
             ranking = select_results(scores, k, min_confidence=min_confidence)
         total = ranking.total
         results = [
@@ -124,7 +134,8 @@ def search_documents(
             for i, r in enumerate(ranking.results)
         ]
     elapsed = (time.perf_counter() - started) * 1000.0
-    return SearchResponse(query, results[:k], total, elapsed)
+    return SearchResponse(query, results[:k], total, elapsed, reranked=reranker is not None,
+                          timings_ms={**timings, "total": elapsed})
 
 
 __all__ = ["SearchResponse", "SearchResult", "search_documents"]

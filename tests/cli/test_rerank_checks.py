@@ -1,5 +1,6 @@
 """``qwen3-rag rerank`` checks its options, output and first record before any model loads,
-and reports wall time with the load and rerank phases beside it."""
+and reports wall time with the load and rerank phases beside it; ``index`` checks its first
+record before the embedder loads."""
 
 from __future__ import annotations
 
@@ -63,3 +64,11 @@ def test_index_time_is_wall_time_including_the_load(tmp_path, tiny_embedding):
     phases = dict((k, float(v)) for k, v in re.findall(r"(\w+) ([\d.]+) s", re.search(
         r"^phases\s+(.*)$", res.stdout, re.M).group(1)))
     assert phases["load"] > 0 and wall >= phases["load"] + phases["stream"] - 0.15, res.stdout
+
+
+def test_index_refuses_a_bad_first_record_before_the_model_loads(tmp_path):
+    (tmp_path / "c.jsonl").write_text(json.dumps({"id": "a", "body": "no text"}) + "\n", encoding="utf-8")
+    res = cli("index", "c.jsonl", "--store", "s", "--model", "/nonexistent/embedding-model",
+              "--backend", "hf", cwd=tmp_path)
+    assert_user_error(res, "c.jsonl:1", "no 'text' field", "--skip-bad-lines")
+    assert not (tmp_path / "s").exists()

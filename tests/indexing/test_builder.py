@@ -150,9 +150,9 @@ def test_faiss_threads_leave_the_engines_their_cores_while_they_embed(tmp_path, 
     finished: list[bool] = []
     original_finish = StoreBuilder.finish
 
-    def finish(self, total):
+    def finish(self, total, *args, **kwargs):
         finished.append(True)  # the stream is over
-        return original_finish(self, total)
+        return original_finish(self, total, *args, **kwargs)
 
     monkeypatch.setattr(StoreBuilder, "finish", finish)
     for owner, name in ((FaissStore, "train"), (BulkLoad, "add_keyed"), (FaissStore, "save")):

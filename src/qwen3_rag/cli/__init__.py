@@ -51,6 +51,7 @@ COMMANDS: list[Command] = [
     Command("eval", "qwen3_rag.cli.eval", "retrieval quality on a BEIR-format dataset (nDCG, recall, MRR)"),
     Command("distributed-index", "qwen3_rag.cli.distributed", "embed a corpus with Ray into one store"),
     Command("bench", "qwen3_rag.bench", "engine throughput on synthetic workloads, with a recommendation"),
+    Command("config", "qwen3_rag.cli.config", "the settings in force and where each comes from"),
 ]
 """Registered subcommands; others add theirs here (``serve``, ``bench``, ``eval``...)."""
 

@@ -116,15 +116,29 @@ def open_store(args: argparse.Namespace, **options: Any) -> tuple[Any, Any]:
     return FaissStore.load(args.store, embedder, check_model=check_model), embedder
 
 
-def make_reranker(args: argparse.Namespace, **options: Any) -> Any:
-    """A ``Qwen3Reranker`` from the options (``options``: engine defaults the flags override)."""
+def make_reranker(args: argparse.Namespace, model: str | None = None, **options: Any) -> Any:
+    """A ``Qwen3Reranker`` from the options: ``--reranker-model``, else ``model`` (a store's,
+    :func:`store_reranker`), else the configured one (``options``: engine defaults the flags
+    override)."""
     from qwen3_rag import Qwen3Reranker
 
-    check_model_available(args.reranker_model or get_settings().reranker_model, "--reranker-model")
+    name = args.reranker_model or model
+    check_model_available(name or get_settings().reranker_model, "--reranker-model")
     kw = {**options, **common_kwargs(args)}
     if kw.get("base_url") and getattr(args, "reranker_base_url", None):
         kw["base_url"] = args.reranker_base_url
-    return Qwen3Reranker(args.reranker_model, **kw)
+    return Qwen3Reranker(name, **kw)
+
+
+def store_reranker(store: str | None) -> str | None:
+    """The reranker the store at ``store`` records for searching it (``qwen3-rag index
+    --reranker-model``), or None (no store, none recorded)."""
+    from qwen3_rag.indexing import recorded_reranker
+    from qwen3_rag.store import read_manifest
+
+    if not store:
+        return None
+    return recorded_reranker(read_manifest(store)[1].get("extra") or {})
 
 
 def progress_wanted(args: argparse.Namespace) -> bool | None:

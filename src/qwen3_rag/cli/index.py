@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from typing import Any
 
 from qwen3_rag.cli import CLIError
 from qwen3_rag.cli.common import (
@@ -34,10 +36,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", default="auto", choices=("auto", *INDEX_KINDS),
                         help="Faiss index for a new store (auto: exact when small, IVF when large)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--reranker-model", default=None,
+                        help="record this reranker in the store: search --rerank and serve use it by "
+                        "default (not loaded here)")
+    parser.add_argument("--delete-missing", action="store_true",
+                        help="delete the store's documents whose id is no longer in the source")
     parser.add_argument("--no-model-check", action="store_true",
                         help="add to a store built with another model of the same dimension (warns)")
     add_json_option(parser)
     add_model_options(parser)
+
+
+def check_first_record(source: Any, text_field: str, id_field: str) -> None:
+    """``BadInputError`` naming the file, line and problem if the source's first record is one the
+    job would refuse (checked before the embedder loads)."""
+    from qwen3_rag.indexing import BadInputError, document_of
+
+    with contextlib.closing(source.items(0)) as items:
+        item = next(items, None)
+    if item is None:
+        return  # an empty source: the job says so
+    problem = item.reason if item.record is None else document_of(item.record, text_field, id_field, 0)
+    if isinstance(problem, str):
+        raise BadInputError(f"{item.where}: {problem} (--skip-bad-lines skips and counts such records)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--chunk-overlap needs --chunk-tokens (documents are embedded whole without it)")
     overlap = 32 if args.chunk_overlap is None else args.chunk_overlap
     source = open_source(args.source)  # a missing or unknown file fails before any model loads
+    if not args.skip_bad_lines:
+        check_first_record(source, args.text_field, args.id_field)  # so does a bad first record
     try:
         recorded = read_manifest(args.store)[1].get("embedder")
     except (FileNotFoundError, ValueError):  # no saved version yet: maybe a first run, interrupted
@@ -71,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             text_field=args.text_field, id_field=args.id_field, skip_bad_lines=args.skip_bad_lines,
             show_progress=progress_wanted(args), index=args.index,
             on_embedded=closing.start if pooled else None, check_model=not args.no_model_check,
+            delete_missing=args.delete_missing, reranker_model=args.reranker_model,
         )
     finally:
         if closing.ident is not None:
@@ -83,12 +107,16 @@ def run(args: argparse.Namespace) -> int:
         print(key_values([
             ("store", report.store_path),
             ("documents", report.documents),
+            ("added", report.added),
+            ("updated", report.updated),
+            ("unchanged", report.unchanged),
+            ("deleted", report.deleted),
             ("vectors added", report.chunks),
             ("bad lines skipped", report.skipped),
             ("resumed from", f"record {report.resumed_from}" if report.resumed_from else "-"),
             ("store size", report.store_size),
-            *([("replaced by id", f"{report.replaced} (a later record of the same id won)")]
-              if report.replaced else []),
+            *([("repeated ids", f"{report.repeated} (a later record of the same id won)")]
+              if report.repeated else []),
             ("index", report.index_kind),
             ("time", f"{wall_s:.1f} s"),
             ("phases", ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items()) or "-"),

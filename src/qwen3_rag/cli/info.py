@@ -22,7 +22,7 @@ def _progress(run: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print what a store holds (or what its interrupted first run has done)."""
-    from qwen3_rag.indexing import STAGING, interrupted_run
+    from qwen3_rag.indexing import STAGING, interrupted_run, recorded_reranker
     from qwen3_rag.store import StoreError, read_manifest
     from qwen3_rag.store.layout import verify_files
 
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         ("documents", manifest.get("count")),
         ("dimension", manifest["dimension"]),
         ("embedding model", emb.get("model") or "(not recorded)"),
+        ("reranker", recorded_reranker(manifest.get("extra") or {}) or "(not recorded: the configured one)"),
         ("index", f"{index.get('kind')}{' (auto)' if manifest.get('auto') else ''}"
                   + (f": {params}" if params else "")),
         ("format version", manifest["format_version"]),

@@ -13,6 +13,7 @@ from qwen3_rag.cli.common import (
     make_reranker,
     open_store,
     print_json,
+    store_reranker,
     table,
 )
 from qwen3_rag.cli.hub import check_model_available
@@ -56,10 +57,12 @@ def run(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as e:
             raise CLIError(f"--filter is not valid JSON: {e.msg} at column {e.colno}") from e
     started = time.perf_counter()
+    recorded = store_reranker(args.store) if args.rerank else None  # qwen3-rag index --reranker-model
     if args.rerank:  # before the embedder loads: a reranker that cannot come fails at once
-        check_model_available(args.reranker_model or get_settings().reranker_model, "--reranker-model")
+        check_model_available(args.reranker_model or recorded or get_settings().reranker_model,
+                              "--reranker-model")
     store, embedder = open_store(args)
-    reranker = make_reranker(args) if args.rerank else None
+    reranker = make_reranker(args, recorded) if args.rerank else None
     load_ms = (time.perf_counter() - started) * 1000.0
     resp = search_documents(
         store, embedder, args.query, args.k, filter=flt, score_threshold=args.score_threshold,
@@ -68,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
     )
     limit = None if args.full_text else args.preview_chars
     if args.json:
-        print_json({**resp.to_dict(limit), "store": str(args.store), "k": args.k,
-                    "load_time_ms": round(load_ms, 3)})
+        out = resp.to_dict(limit)  # the document of the service's POST /search
+        out["timings_ms"] = {"load": round(load_ms, 3), **out["timings_ms"]}  # the models and the store
+        print_json(out)
         return 0
     headers = ["rank", "score"] + (["relevance", "confidence"] if reranker else []) + ["id", "length", "text"]
     rows = []

@@ -24,7 +24,7 @@ Example:
 
 from qwen3_rag.indexing.builder import ADD_BATCH, TRAIN_AT, StoreBuilder
 from qwen3_rag.indexing.chunking import check_chunking, chunk_document, chunk_spans
-from qwen3_rag.indexing.job import IndexJob, IndexOptions, IndexReport, index_corpus
+from qwen3_rag.indexing.job import IndexJob, IndexOptions, IndexReport, index_corpus, recorded_reranker
 from qwen3_rag.indexing.records import document_of
 from qwen3_rag.indexing.sources import BadInputError, EmptyCorpusError, Item, Source, open_source
 from qwen3_rag.indexing.staging import STAGED_VECTORS, STAGING, Row, Staging, interrupted_run
@@ -53,4 +53,5 @@ __all__ = [
     "index_corpus",
     "interrupted_run",
     "open_source",
+    "recorded_reranker",
 ]

@@ -107,6 +107,8 @@ class StoreBuilder:
         self.stopped = False
         self.threads = threads
         self.default_threads: int | None = None  # OpenMP's default, read in the worker
+        self.deleted = (0, 0)
+        """(documents, source records) :meth:`finish` deleted."""
         if store is not None:
             self.use(store)
 
@@ -171,8 +173,10 @@ class StoreBuilder:
         if self.store is not None and committed > self.done:
             self.job = self.pool.submit(self._work, committed)
 
-    def finish(self, total: int) -> FaissStore:
-        """Add all ``total`` staged rows (the stream is over) and settle the store."""
+    def finish(self, total: int, delete_unseen: bool = False) -> FaissStore:
+        """Add all ``total`` staged rows (the stream is over) and settle the store;
+        ``delete_unseen``: then delete the documents of source records the staging files don't
+        have (how many: :attr:`deleted`, documents and source records)."""
         self.threads = None  # the stream is over: all cores (a running job takes them at its next batch)
         if self.job is not None:
             self.job.result()
@@ -185,6 +189,8 @@ class StoreBuilder:
             self.train_at = total
         self.run(self._work, total)
         t0 = time.perf_counter()
+        if delete_unseen and not self.fresh:
+            self.deleted = self.run(self.bulk.delete_unseen, self.st.path)
         self.run(self.bulk.finish, self.base + total)
         self.timings["add"] += time.perf_counter() - t0
         return self.store

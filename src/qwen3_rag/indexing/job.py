@@ -10,6 +10,12 @@ are skipped and the batches after them are made exactly as in an uninterrupted r
 final store is the same (same ids, same vectors). Vectors of repeated ids are dropped (the
 last record wins).
 
+Running a job again on the same store is incremental: a record whose id, text and metadata,
+and the job's model and chunking, are those the store holds is not embedded again; a changed
+one replaces the store's documents of its id (all its chunks); ``delete_missing`` deletes the
+documents whose source record is no longer in the source (see
+:mod:`~qwen3_rag.indexing.changes`). When nothing changed no new version is saved.
+
 Example:
     >>> IndexOptions(batch_size=8).settings("corpus.jsonl", {"model": "m", "dimension": 4})["batch_size"]
     8
@@ -26,7 +32,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qwen3_rag.engine.base import looks_like_path
 from qwen3_rag.indexing.builder import StoreBuilder
+from qwen3_rag.indexing.changes import Changes, settings_digest
 from qwen3_rag.indexing.chunking import check_chunking
 from qwen3_rag.indexing.sources import EmptyCorpusError, open_source
 from qwen3_rag.indexing.staging import STAGING, Staging, remove_staging
@@ -53,6 +61,10 @@ class IndexOptions:
     index: Any = "auto"
     check_model: bool = True
     """Refuse a store built with another model (``False``: the dimension only, with a warning)."""
+    delete_missing: bool = False
+    """Delete the store's documents whose source record (id) is not in the source."""
+    reranker_model: str | None = None
+    """The reranker recorded for searching the store (:func:`recorded_reranker`); not loaded."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.commit_every < 1:
@@ -97,6 +109,17 @@ class IndexReport:
     """Vectors added that replaced a document of the same id (an id repeated in the corpus, or
     already in the store: the later record wins); None where unknown (a run resumed after its
     store was saved)."""
+    added: int = 0
+    """Source records whose id the store did not have."""
+    updated: int = 0
+    """Source records that replaced the store's documents of their id (their content, the model
+    or the chunking changed; or their id repeats an earlier record of the corpus)."""
+    unchanged: int = 0
+    """Source records the store already had as they are: not embedded again."""
+    deleted: int = 0
+    """Source records whose documents were deleted (``delete_missing``: not in the source)."""
+    repeated: int = 0
+    """Source records whose id an earlier record of the corpus had (the later one won)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The report as a JSON-ready dict."""
@@ -173,6 +196,7 @@ class IndexJob:
                 "differ); re-run with the same settings to resume it, or resume=False (--no-resume) to "
                 "discard it"
             )
+        st.fill_sources(chunked=self.options.chunk_tokens is not None)
         self.staging = st
         self.resumed_from = st.get("consumed", 0)
         return st
@@ -180,8 +204,14 @@ class IndexJob:
     def stream(self) -> None:
         """Read, embed and stage the source (from where an interrupted run stopped)."""
         st, builder = self._parts()
-        Streamer(self.source, st, builder, self.embedder, self.options, self.resumed_from,
-                 st.get("expected")).run()
+        opts = self.options
+        changes = Changes(self.root if self.has_store else None, st,
+                          settings_digest(self.fingerprint, opts.chunk_tokens, opts.chunk_overlap))
+        try:
+            Streamer(self.source, st, builder, self.embedder, opts, self.resumed_from,
+                     st.get("expected"), changes).run()
+        finally:
+            changes.close()
 
     def build(self) -> FaissStore:
         """The store with every staged row in it (what the background thread has not done yet)."""
@@ -191,13 +221,22 @@ class IndexJob:
             skipped = st.get("skipped", 0)
             raise EmptyCorpusError(f"empty corpus: no documents in {self.source.name}"
                                    + (f" ({skipped} bad lines skipped)" if skipped else ""))
-        return builder.finish(total)
+        if self.options.delete_missing and st.get("documents", 0) == 0:
+            raise EmptyCorpusError(f"no documents in {self.source.name}: delete_missing (--delete-missing) "
+                                   "would delete the whole store")
+        store = builder.finish(total, delete_unseen=self.options.delete_missing)
+        st.set("deleted", builder.deleted[1])
+        st.set("deleted_vectors", builder.deleted[0])
+        st.conn.commit()  # for the report of a run resumed after its store was saved
+        return store
 
     def save(self, store: FaissStore) -> None:
         """Save the store, marked with this job's run (an index rebuilt by size trains in the
         builder's thread too)."""
         st, builder = self._parts()
         store.extra["indexing_run"] = st.get("run_id")
+        if self.options.reranker_model:
+            store.extra["reranker"] = {"model": model_location(self.options.reranker_model)}
         builder.run(store.save, self.root)
 
     def run(self, *, resume: bool = True, on_embedded: Callable[[], Any] | None = None) -> IndexReport:
@@ -248,8 +287,11 @@ class IndexJob:
         store = self.build()
         self.timings["build"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        self.save(store)
-        self.timings["save"] = time.perf_counter() - t0
+        reranker = self.options.reranker_model
+        if (not self.has_store or st.committed or st.get("deleted_vectors", 0)
+                or (reranker and recorded_reranker(store.extra) != model_location(reranker))):
+            self.save(store)  # (else nothing changed: the saved version stays current)
+            self.timings["save"] = time.perf_counter() - t0
         self.timings.update(builder.timings)
         return store
 
@@ -258,15 +300,17 @@ class IndexJob:
         the staging files."""
         st, _ = self._parts()
         chunks = st.get("chunks", 0)
-        replaced = None if before is None else before + chunks - len(store)
-        if replaced:
-            logger.warning("qwen3_rag: %d of the %d vectors added replaced a document of the same id (ids "
-                           "are unique in a store: the later record wins)", replaced, chunks)
+        replaced = None if before is None else before + chunks - st.get("deleted_vectors", 0) - len(store)
+        repeated = st.get("repeated", 0)
+        if repeated:
+            logger.warning("qwen3_rag: %d records repeated the id of an earlier record of the corpus (ids "
+                           "are unique in a store: the later record wins)", repeated)
         report = IndexReport(
             store_path=str(self.root), positions=st.get("consumed", 0), documents=st.get("documents", 0),
             chunks=chunks, skipped=st.get("skipped", 0), resumed_from=self.resumed_from,
             store_size=len(store), index_kind=store.index_kind,
             elapsed_s=time.perf_counter() - self.started, timings=self.timings, replaced=replaced,
+            **{k: st.get(k, 0) for k in ("added", "updated", "unchanged", "deleted", "repeated")},
         )
         st.remove()
         return report
@@ -290,6 +334,23 @@ class IndexJob:
         return self.staging, self.builder
 
 
+def model_location(model: str) -> str:
+    """A model as a store records it: a local directory by its absolute path, a hub id as it is."""
+    path = os.path.expanduser(model)
+    return os.path.abspath(path) if looks_like_path(model) and os.path.isdir(path) else model
+
+
+def recorded_reranker(extra: dict[str, Any]) -> str | None:
+    """The reranker a store records for searching it (its manifest's ``extra``), or None.
+
+    Example:
+        >>> recorded_reranker({"reranker": {"model": "Qwen/Qwen3-Reranker-4B"}})
+        'Qwen/Qwen3-Reranker-4B'
+    """
+    model = (extra.get("reranker") or {}).get("model") if isinstance(extra, dict) else None
+    return model if isinstance(model, str) and model else None
+
+
 def index_corpus(
     source: Any,
     store_path: str | os.PathLike[str],
@@ -307,15 +368,20 @@ def index_corpus(
     index: Any = "auto",
     on_embedded: Callable[[], Any] | None = None,
     check_model: bool = True,
+    delete_missing: bool = False,
+    reranker_model: str | None = None,
 ) -> IndexReport:
-    """Embed a corpus into the store at ``store_path``; resumable after any crash.
+    """Embed a corpus into the store at ``store_path``; resumable after any crash, incremental
+    when run again (records the store has as they are are not embedded again).
 
     Args:
         source: a ``.jsonl`` file (``{"id", "text", ...metadata}`` per line), a ``.csv`` or
             ``.parquet`` file with a text column, a folder of ``.txt``/``.md`` files (id = the
             relative path), or an iterable of dicts / strings (which must yield the same
             sequence again when a run is resumed).
-        store_path: the store directory; an existing store is added to (same ids replaced).
+        store_path: the store directory; an existing store is added to (same ids replaced,
+            records unchanged since they were indexed skipped: see the report's ``added``,
+            ``updated``, ``unchanged``).
         embedder: a ``Qwen3Embedder`` (its fingerprint is recorded and checked).
         batch_size: documents (chunks) embedded per batch (default: the embedder's
             ``batch_size``, i.e. what its backend prefers; a batch is embedded while the next
@@ -338,11 +404,17 @@ def index_corpus(
             pool's workers then, in the background, so the GPU is freed while the store is saved).
         check_model: ``False`` adds to a store built with another model (same dimension) instead
             of raising :class:`~qwen3_rag.store.EmbedderMismatchError`; a warning says so.
+        delete_missing: delete the store's documents whose source record id is not in
+            ``source`` (LangChain indexing's "full" cleanup; without it, "incremental"). A
+            malformed record skipped with ``skip_bad_lines`` counts as missing.
+        reranker_model: record this reranker (hub id or directory) in the store, for
+            ``qwen3-rag search --rerank`` and ``serve`` to use by default (it is not loaded).
 
     Raises:
         FileNotFoundError: the source doesn't exist.
         BadInputError: a malformed record (message names the file and line).
-        EmptyCorpusError: no usable document at all.
+        EmptyCorpusError: no usable document at all (with ``delete_missing``: even where the
+            store has documents).
         EmbedderMismatchError: the store was built with another embedder.
     """
     if batch_size is None:
@@ -351,8 +423,9 @@ def index_corpus(
         batch_size=batch_size, commit_every=commit_every, chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap, text_field=text_field, id_field=id_field,
         skip_bad_lines=skip_bad_lines, show_progress=show_progress, index=index, check_model=check_model,
+        delete_missing=delete_missing, reranker_model=reranker_model,
     )
     return IndexJob(source, store_path, embedder, options).run(resume=resume, on_embedded=on_embedded)
 
 
-__all__ = ["IndexJob", "IndexOptions", "IndexReport", "index_corpus"]
+__all__ = ["IndexJob", "IndexOptions", "IndexReport", "index_corpus", "model_location", "recorded_reranker"]

@@ -1,18 +1,21 @@
 """The staging files of an indexing job, in the store directory: what makes it resumable exactly.
 
-The rows (id, text, metadata JSON) go into a SQLite database (``STORE/.indexing.sqlite``,
+The rows (id, text, metadata JSON, and the source record's id and content hash) go into a
+SQLite database (``STORE/.indexing.sqlite``,
 WAL journal), their vectors are appended to a raw float32 file beside it
 (``STORE/.indexing.vectors``; staged row ``seq`` is vector ``seq - 1``). On every commit the
 vectors file is fsynced first, then one transaction records the new rows, how many vectors
 are committed and how many source positions they cover (table ``meta``); so a process killed
 at any moment (SIGKILL included) loses only the uncommitted tail, which a resumed run cuts off.
+Source records found unchanged in the store are not staged: their ids go into table
+``unchanged``, in the same transactions.
 
 Example:
     >>> import numpy as np, tempfile
     >>> from pathlib import Path
     >>> st = Staging(Path(tempfile.mkdtemp()) / STAGING, dim=2)
     >>> st.open_vectors()
-    >>> st.append([("a", "A", "{}")], np.ones((1, 2), np.float32))
+    >>> st.append([("a", "A", "{}", "a", "h1")], np.ones((1, 2), np.float32))
     >>> st.commit()
     >>> st.committed, st.vectors(1).tolist()
     (1, [[1.0, 1.0]])
@@ -33,8 +36,8 @@ STAGING = ".indexing.sqlite"
 """The staging database of an interrupted (or running) job, in the store directory."""
 STAGED_VECTORS = ".indexing.vectors"
 """The staged vectors (raw float32, one row per staged row), beside :data:`STAGING`."""
-Row = tuple[str, str, str]
-"""(id, text, metadata JSON) of a staged row."""
+Row = tuple[str, str, str, str, str]
+"""(id, text, metadata JSON, source record id, content hash) of a staged row."""
 
 
 class Staging:
@@ -59,8 +62,13 @@ class Staging:
         self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS rows (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, "
-            "text TEXT NOT NULL, metadata TEXT NOT NULL)"
+            "text TEXT NOT NULL, metadata TEXT NOT NULL, source TEXT, hash TEXT)"
         )
+        if "source" not in [r[1] for r in self.conn.execute("PRAGMA table_info(rows)")]:
+            self.conn.execute("ALTER TABLE rows ADD COLUMN source TEXT")  # staged before sources were kept
+            self.conn.execute("ALTER TABLE rows ADD COLUMN hash TEXT")
+        self.conn.execute("CREATE INDEX IF NOT EXISTS rows_source ON rows (source)")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS unchanged (source TEXT PRIMARY KEY) WITHOUT ROWID")
         self.conn.commit()
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -112,9 +120,33 @@ class Staging:
         self.set("vectors", n)
         self.conn.commit()
 
+    def fill_sources(self, chunked: bool) -> None:
+        """Give rows staged without a source record (by an earlier qwen3-rag) theirs: the
+        ``doc_id`` of a chunk's metadata when ``chunked``, else the row's id."""
+        source = "json_extract(metadata, '$.doc_id')" if chunked else "id"
+        self.conn.execute(f"UPDATE rows SET source = {source} WHERE source IS NULL")
+        self.conn.commit()
+
+    def staged_sources(self, sources: list[str]) -> set[str]:
+        """Those of ``sources`` that rows staged so far (committed or not) came from."""
+        return {r[0] for r in self.conn.execute(
+            "SELECT DISTINCT source FROM rows WHERE source IN (SELECT value FROM json_each(?))",
+            (json.dumps(sources),))}
+
+    def unchanged_sources(self, sources: list[str]) -> set[str]:
+        """Those of ``sources`` marked unchanged so far (committed or not)."""
+        return {r[0] for r in self.conn.execute(
+            "SELECT source FROM unchanged WHERE source IN (SELECT value FROM json_each(?))",
+            (json.dumps(sources),))}
+
+    def mark_unchanged(self, sources: list[str]) -> None:
+        """Record source records found unchanged (not staged); durable at :meth:`commit`."""
+        self.conn.executemany("INSERT OR IGNORE INTO unchanged (source) VALUES (?)", [(s,) for s in sources])
+
     def append(self, rows: list[Row], vectors: np.ndarray) -> None:
         """Stage rows and their vectors (float32, C-contiguous); durable at :meth:`commit`."""
-        self.conn.executemany("INSERT INTO rows (id, text, metadata) VALUES (?, ?, ?)", rows)
+        self.conn.executemany(
+            "INSERT INTO rows (id, text, metadata, source, hash) VALUES (?, ?, ?, ?, ?)", rows)
         self.file.write(memoryview(vectors).cast("B"))
         self.pending += len(rows)
 

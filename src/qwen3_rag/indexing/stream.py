@@ -7,6 +7,9 @@ store. Two embedding threads: the next batch is handed to the embedder before th
 returns, so an engine pool's workers always have queued work (engines in this process
 serialise).
 
+Records are read a block (:data:`BLOCK` positions) at a time and classified against the store
+(:class:`~qwen3_rag.indexing.changes.Changes`): unchanged ones are not embedded, only marked.
+
 Every ``commit_every`` source positions the staged batches are committed
 (:meth:`Staging.commit <qwen3_rag.indexing.staging.Staging.commit>`) and handed to the
 :class:`~qwen3_rag.indexing.builder.StoreBuilder`. At the first commit past
@@ -25,14 +28,16 @@ import json
 import logging
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field, fields
+from itertools import islice
 from typing import Any
 
 import numpy as np
 
 from qwen3_rag.indexing.builder import StoreBuilder
+from qwen3_rag.indexing.changes import Changes
 from qwen3_rag.indexing.chunking import chunk_document
-from qwen3_rag.indexing.records import item_document
+from qwen3_rag.indexing.records import Document, item_document
 from qwen3_rag.indexing.sources import BadInputError, Item, Source
 from qwen3_rag.indexing.staging import Row, Staging
 
@@ -40,6 +45,8 @@ logger = logging.getLogger("qwen3_rag")
 
 PLAN_AT = 0.02
 """An index chosen by size is planned at the first commit past this fraction of the source."""
+BLOCK = 512
+"""Source positions read and classified (one SQL lookup) at a time."""
 
 
 @dataclass
@@ -52,6 +59,14 @@ class Counts:
     """Vectors made (= documents without chunking)."""
     skipped: int = 0
     """Bad records skipped."""
+    added: int = 0
+    """Records of ids the store did not have."""
+    updated: int = 0
+    """Records that replaced the store's documents of their id (other content, settings or model)."""
+    unchanged: int = 0
+    """Records the store had as they are: not embedded."""
+    repeated: int = 0
+    """Records staged whose id an earlier record of this run had (the later one wins)."""
 
 
 @dataclass
@@ -61,7 +76,8 @@ class _Batch:
     future: Future[Any] | None
     rows: list[Row]
     positions: int
-    counts: tuple[int, int, int]
+    counts: tuple[int, ...]
+    unchanged: list[str] = field(default_factory=list)
 
 
 def checked_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
@@ -86,16 +102,19 @@ class Streamer:
         options: the job's :class:`~qwen3_rag.indexing.job.IndexOptions`.
         start: source positions committed before this run.
         expected: the source's size (``None``: unknown), for the plan and the progress bar.
+        changes: classifies records against the store.
     """
 
     def __init__(self, source: Source, staging: Staging, builder: StoreBuilder, embedder: Any,
-                 options: Any, start: int, expected: int | None):
+                 options: Any, start: int, expected: int | None, changes: Changes):
         self.source, self.st, self.builder, self.embedder = source, staging, builder, embedder
         self.options = options
         self.start, self.expected = start, expected
+        self.changes = changes
         self.consumed = self.committed = start
-        self.counts = Counts(staging.get("documents", 0), staging.get("chunks", 0), staging.get("skipped", 0))
+        self.counts = Counts(*(staging.get(f.name, 0) for f in fields(Counts)))
         self.pending: list[Row] = []
+        self.pending_unchanged: list[str] = []
         self.pending_positions = 0
         self.inflight: _Batch | None = None
         self.bar: Any = None
@@ -112,10 +131,9 @@ class Streamer:
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qwen3-rag-embed")
         self.builder.feed(self.st.committed)  # a resumed run: the committed rows go in meanwhile
         try:
-            for position, item in enumerate(self.source.items(self.start), start=self.start):
-                self._read(position, item)
-                if len(self.pending) >= self.options.batch_size:
-                    self._flush()
+            items = enumerate(self.source.items(self.start), start=self.start)
+            while block := list(islice(items, BLOCK)):
+                self._read_block(block)
             self._flush()
             self._stage()
             self.st.set("complete", True)
@@ -124,38 +142,63 @@ class Streamer:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.bar.close()
 
-    def _read(self, position: int, item: Item) -> None:
-        """One source position: its rows into the pending batch, or a bad record skipped."""
+    def _read_block(self, block: list[tuple[int, Item]]) -> None:
+        """Read and classify a block of source positions, staging what changed."""
         opts = self.options
-        self.pending_positions += 1
-        doc = item_document(item, opts.text_field, opts.id_field, position) if item.record is not None \
-            else item.reason
-        if isinstance(doc, str):
-            if not opts.skip_bad_lines:
-                raise BadInputError(f"{item.where}: {doc} (skip_bad_lines=True, --skip-bad-lines, "
-                                    "skips and counts such records)")
-            self.counts.skipped += 1
-            logger.warning("qwen3_rag: skipping %s: %s", item.where, doc)
-            return
+        docs: list[Document | str] = [
+            item_document(item, opts.text_field, opts.id_field, position) if item.record is not None
+            else (item.reason or "unreadable") for position, item in block]
+        readable = [(d, self.changes.hash(d)) for d in docs if not isinstance(d, str)]
+        batches = self.pending + (self.inflight.rows if self.inflight else [])
+        kinds = iter(zip(readable, self.changes.classify(
+            readable, {r[3] for r in batches},
+            {*self.pending_unchanged, *(self.inflight.unchanged if self.inflight else [])}), strict=True))
+        for (_position, item), doc in zip(block, docs, strict=True):
+            self.pending_positions += 1
+            if isinstance(doc, str):
+                self._skip(item, doc)
+            else:
+                (_, h), (kind, repeated) = next(kinds)
+                self._read(doc, h, kind, repeated)
+            if len(self.pending) >= opts.batch_size or self.pending_positions >= opts.commit_every:
+                self._flush()
+
+    def _skip(self, item: Item, reason: str) -> None:
+        """A bad record: skipped and counted, or the error."""
+        if not self.options.skip_bad_lines:
+            raise BadInputError(f"{item.where}: {reason} (skip_bad_lines=True, --skip-bad-lines, "
+                                "skips and counts such records)")
+        self.counts.skipped += 1
+        logger.warning("qwen3_rag: skipping %s: %s", item.where, reason)
+
+    def _read(self, doc: Document, h: str, kind: str, repeated: bool) -> None:
+        """One record: its rows into the pending batch, or marked unchanged."""
+        opts = self.options
         self.counts.documents += 1
+        setattr(self.counts, kind, getattr(self.counts, kind) + 1)
         doc_id, text, meta = doc
+        if kind == "unchanged":
+            self.pending_unchanged.append(doc_id)
+            return
+        self.counts.repeated += repeated
         if opts.chunk_tokens is None:
-            self.pending.append((doc_id, text, json.dumps(meta, ensure_ascii=False)))
+            self.pending.append((doc_id, text, json.dumps(meta, ensure_ascii=False), doc_id, h))
             self.counts.chunks += 1
             return
         parts = chunk_document(doc_id, text, meta, self.embedder.tokenizer, opts.chunk_tokens,
                                opts.chunk_overlap)
-        self.pending += [(i, t, json.dumps(m, ensure_ascii=False)) for i, t, m in parts]
+        self.pending += [(i, t, json.dumps(m, ensure_ascii=False), doc_id, h) for i, t, m in parts]
         self.counts.chunks += len(parts)
 
     def _flush(self) -> None:
         """Hand the pending batch to the embedder, then stage the batch before it."""
         assert self.pool is not None
-        texts = [t for _, t, _ in self.pending]
+        texts = [row[1] for row in self.pending]
         future = self.pool.submit(self.embedder.embed_documents, texts) if texts else None
         self._stage()
-        self.inflight = _Batch(future, self.pending, self.pending_positions, astuple(self.counts))
-        self.pending, self.pending_positions = [], 0
+        self.inflight = _Batch(future, self.pending, self.pending_positions, astuple(self.counts),
+                               self.pending_unchanged)
+        self.pending, self.pending_positions, self.pending_unchanged = [], 0, []
 
     def _stage(self) -> None:
         """Stage the batch in flight once embedded; commit when ``commit_every`` positions are due."""
@@ -165,9 +208,10 @@ class Streamer:
         if batch.rows:
             assert batch.future is not None
             self.st.append(batch.rows, checked_vectors(batch.future.result(), len(batch.rows), self.st.dim))
+        self.st.mark_unchanged(batch.unchanged)
         self.consumed += batch.positions
         self.st.set("consumed", self.consumed)
-        for key, value in zip(("documents", "chunks", "skipped"), batch.counts, strict=True):
+        for key, value in zip((f.name for f in fields(Counts)), batch.counts, strict=True):
             self.st.set(key, value)
         if self.consumed - self.committed >= self.options.commit_every:
             self._commit()
@@ -188,4 +232,4 @@ class Streamer:
         self.builder.feed(self.st.committed)
 
 
-__all__ = ["PLAN_AT", "Counts", "Streamer", "checked_vectors"]
+__all__ = ["BLOCK", "PLAN_AT", "Counts", "Streamer", "checked_vectors"]

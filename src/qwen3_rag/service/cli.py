@@ -161,7 +161,7 @@ def check_key_argument(api_key: str | None) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the models (and store) named by ``args`` and serve until interrupted."""
     from qwen3_rag.cli import CLIError
-    from qwen3_rag.cli.common import make_embedder, make_reranker, open_store
+    from qwen3_rag.cli.common import make_embedder, make_reranker, open_store, store_reranker
 
     try:
         import fastapi  # noqa: F401
@@ -188,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
         store, embedder = open_store(args, **engine_defaults(args, "embedding"))
     else:
         embedder = make_embedder(args, **engine_defaults(args, "embedding"))
-    reranker = None if args.no_reranker else make_reranker(args, **engine_defaults(args, "reranker"))
+    reranker = None if args.no_reranker else make_reranker(args, store_reranker(args.store),
+                                                           **engine_defaults(args, "reranker"))
     serve(embedder, reranker, store, host=args.host, port=args.port, api_key=args.api_key,
           log_level=args.log_level, limits=limits, docs=not args.no_docs, store_poll_s=args.store_poll_s)
     return 0

@@ -72,6 +72,16 @@ class BulkLoad:
         self._replaced.append(replaced)
         return len(replaced)
 
+    def delete_unseen(self, db: str | os.PathLike[str]) -> tuple[int, int]:
+        """Once every staged row is imported: delete the documents from before the load whose
+        source record is not in the staged database ``db`` (neither a staged row's ``source``
+        nor in its table ``unchanged``; a document without a recorded source is its own); their
+        vectors go at :meth:`finish`. Returns (documents, source records) deleted."""
+        with self._lock:
+            keys, records = self._documents.delete_unseen(db, self.base)
+        self._replaced.append(keys)
+        return len(keys), records
+
     def finish(self, end: int) -> None:
         """Settle the store once keys :attr:`base` to ``end - 1`` are in: drop the vectors of
         replaced documents, recount, and continue keys from ``end``."""

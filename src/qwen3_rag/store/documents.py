@@ -48,6 +48,13 @@ INDEX_SCHEMA = (
 )
 """The expression index on :data:`INDEXED_KEY` (partial: only documents that have one); stores
 saved without it load as they are and get it at their first change."""
+SOURCE_COLUMNS = (("source", "TEXT"), ("hash", "TEXT"))
+"""Columns an indexing job fills to find what changed: ``source``, the id of the source record
+a document came from (a chunk's record; the document's own id without chunking), and ``hash``,
+that record's content hash (see :mod:`qwen3_rag.indexing.changes`). Both are NULL for documents
+added otherwise; tables saved without them get them at their first change."""
+SOURCE_INDEX = "CREATE INDEX IF NOT EXISTS docs_source ON docs (source)"
+"""The index that finds a source record's documents."""
 FILTER_OPERATORS = FIELD_OPERATORS + LOGICAL_OPERATORS
 """Every filter operator (see :mod:`qwen3_rag.store.filters`)."""
 _INSERT = "INSERT INTO docs (iid, id, text, metadata) VALUES (?, ?, ?, ?)"
@@ -98,6 +105,15 @@ def document_rows(
     return id_list, meta_json
 
 
+def add_source_columns(conn: sqlite3.Connection) -> None:
+    """Give table ``docs`` the :data:`SOURCE_COLUMNS` it lacks, and their index."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(docs)")}
+    for name, kind in SOURCE_COLUMNS:
+        if name not in have:
+            conn.execute(f"ALTER TABLE docs ADD COLUMN {name} {kind}")
+    conn.execute(SOURCE_INDEX)
+
+
 def _keys(rows: Iterable[tuple[Any, ...]]) -> np.ndarray:
     return np.array([r[0] for r in rows], dtype=np.int64)
 
@@ -126,6 +142,7 @@ class Documents:
         conn = sqlite3.connect("", check_same_thread=False)  # private on-disk temp database
         conn.execute(SCHEMA)
         conn.execute(INDEX_SCHEMA)
+        add_source_columns(conn)
         conn.commit()
         return cls(conn)
 
@@ -237,6 +254,20 @@ class Documents:
         where, params = compile_filter(flt)
         return _keys(self._conn.execute(f"SELECT iid FROM docs WHERE {where} ORDER BY iid", params))
 
+    def source_hashes(self, sources: Sequence[str]) -> list[tuple[str, str | None]]:
+        """(source id, content hash) of each document of those of the source records ``sources``
+        that are stored: the documents an indexing job recorded with that source, and documents
+        of that id recorded with none (added otherwise, or saved before sources were recorded;
+        their hash is ``None``)."""
+        arg = (json.dumps(list(sources)),)
+        if "source" not in {r[1] for r in self._conn.execute("PRAGMA table_info(docs)")}:
+            return self._conn.execute(
+                "SELECT id, NULL FROM docs WHERE id IN (SELECT value FROM json_each(?))", arg).fetchall()
+        return self._conn.execute(
+            "SELECT source, hash FROM docs WHERE source IN (SELECT value FROM json_each(?1)) UNION ALL "
+            "SELECT id, NULL FROM docs WHERE source IS NULL AND id IN (SELECT value FROM json_each(?1))",
+            arg).fetchall()
+
     # ------------------------------------------------------------------ writes
     def next_keys(self, n: int) -> np.ndarray:
         """The ``n`` keys new documents get next (taken by advancing :attr:`next_key`)."""
@@ -266,27 +297,64 @@ class Documents:
     def import_staged(self, db: str | os.PathLike[str], first: int, last: int, base: int) -> np.ndarray:
         """Copy staged rows in, in SQL (metadata stays JSON text, no round trip).
 
-        Rows ``first < seq <= last`` of table ``rows`` (``seq, id, text, metadata``; metadata
-        JSON objects, trusted) of the SQLite database ``db`` become documents with key
-        ``base + seq - 1``; a row replaces the document of the same id (a later row that of an
-        earlier one). Returns the keys below ``base`` whose document was replaced.
+        Rows ``first < seq <= last`` of table ``rows`` (``seq, id, text, metadata``, and
+        optionally ``source, hash``; metadata JSON objects, trusted) of the SQLite database
+        ``db`` become documents with key ``base + seq - 1``; a row replaces the document of the
+        same id (a later row that of an earlier one), and a row with a ``source`` also replaces
+        every document from before ``base`` of that source (a record's chunks, however many
+        there are now). Returns the keys below ``base`` whose document was replaced.
         """
         self._writable()
         conn = self._conn
         conn.execute("ATTACH DATABASE ? AS staged", (os.fspath(db),))
         try:
+            sourced = "source" in {r[1] for r in conn.execute("PRAGMA staged.table_info(rows)")}
+            columns = "id, text, metadata" + (", source, hash" if sourced else "")
             with conn:
                 replaced = _keys(conn.execute(
                     "SELECT d.iid FROM staged.rows AS r JOIN docs AS d ON d.id = r.id "
                     "WHERE r.seq > ? AND r.seq <= ? AND d.iid < ?", (first, last, base)))
+                if sourced:
+                    stale = _keys(conn.execute(
+                        "SELECT iid FROM docs WHERE iid < ?3 AND source IN (SELECT source FROM staged.rows "
+                        "WHERE seq > ?1 AND seq <= ?2) AND id NOT IN (SELECT id FROM staged.rows "
+                        "WHERE seq > ?1 AND seq <= ?2)", (first, last, base)))
+                    if len(stale):
+                        conn.execute("DELETE FROM docs WHERE iid IN (SELECT value FROM json_each(?))",
+                                     (json.dumps(stale.tolist()),))
+                        replaced = np.concatenate([replaced, stale])
                 conn.execute(
-                    "INSERT OR REPLACE INTO docs (iid, id, text, metadata) SELECT ? + seq - 1, id, "
-                    "text, metadata FROM staged.rows WHERE seq > ? AND seq <= ? ORDER BY seq",
+                    f"INSERT OR REPLACE INTO docs (iid, {columns}) SELECT ? + seq - 1, {columns} "
+                    "FROM staged.rows WHERE seq > ? AND seq <= ? ORDER BY seq",
                     (base, first, last),
                 )
         finally:
             conn.execute("DETACH DATABASE staged")
         return replaced
+
+    def delete_unseen(self, db: str | os.PathLike[str], base: int) -> tuple[np.ndarray, int]:
+        """Delete the documents from before ``base`` whose source record (their id where none is
+        recorded) is neither the ``source`` of a staged row nor in table ``unchanged``
+        (``source``) of the SQLite database ``db``; returns their keys and how many source
+        records they were."""
+        self._writable()
+        conn = self._conn
+        conn.execute("ATTACH DATABASE ? AS staged", (os.fspath(db),))
+        try:
+            with conn:
+                conn.execute("DROP TABLE IF EXISTS temp.unseen")  # left by a failed call
+                conn.execute("CREATE TEMP TABLE unseen AS SELECT iid, COALESCE(source, id) AS src FROM docs "
+                             "AS d WHERE iid < ? AND NOT EXISTS (SELECT 1 FROM staged.rows AS r "
+                             "WHERE r.source = COALESCE(d.source, d.id)) AND NOT EXISTS (SELECT 1 FROM "
+                             "staged.unchanged AS u WHERE u.source = COALESCE(d.source, d.id))", (base,))
+                keys = _keys(conn.execute("SELECT iid FROM temp.unseen ORDER BY iid"))
+                records = int(conn.execute("SELECT COUNT(DISTINCT src) FROM temp.unseen").fetchone()[0])
+                conn.execute("DELETE FROM docs WHERE iid IN (SELECT iid FROM temp.unseen)")
+                conn.execute("DROP TABLE temp.unseen")
+        finally:
+            conn.execute("DETACH DATABASE staged")
+        self.count -= len(keys)
+        return keys, records
 
     def settle_import(self, base: int, end: int) -> np.ndarray:
         """After rows got keys ``base`` to ``end - 1`` (:meth:`import_staged`): recount, continue
@@ -310,6 +378,7 @@ class Documents:
             self._conn.close()
             register_functions(work)
             work.execute(INDEX_SCHEMA)
+            add_source_columns(work)
             work.commit()
             self._conn = work
             self._readonly = False
@@ -337,5 +406,5 @@ def _checked_rows(batch: list[tuple[int, str, str, str | Mapping[str, Any]]]) ->
         yield int(key), doc_id, text, meta_json
 
 
-__all__ = ["FILTER_OPERATORS", "INDEXED_KEY", "INDEX_SCHEMA", "SCHEMA", "Documents", "Hit", "Record",
-           "compile_filter", "document_rows"]
+__all__ = ["FILTER_OPERATORS", "INDEXED_KEY", "INDEX_SCHEMA", "SCHEMA", "SOURCE_COLUMNS", "SOURCE_INDEX",
+           "Documents", "Hit", "Record", "add_source_columns", "compile_filter", "document_rows"]
