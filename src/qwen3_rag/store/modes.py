@@ -52,7 +52,7 @@ def default_candidates(k: int) -> int:
 def _texts(query: str | Sequence[str] | None, mode: str, n: int | None) -> list[str]:
     if query is None:
         raise ValueError(f"{mode} search needs the query text: pass query=...")
-    texts = [query] if isinstance(query, str) else list(query)
+    texts = [query] if isinstance(query, str) else list(query) if isinstance(query, Sequence) else [query]
     bad = [t for t in texts if not isinstance(t, str)]
     if bad:
         raise TypeError(f"query must be a str or a list of str, got a {type(bad[0]).__name__}")
