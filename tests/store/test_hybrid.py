@@ -38,6 +38,9 @@ def test_a_rare_exact_term_is_found_first_lexically_and_hybrid_where_dense_misse
         dense_rank = dense.index("doc37") + 1
         fused = dense_rank <= options.get("candidates", 20)  # among the dense candidates fused
         assert hybrid[0].sources.get("dense") == (dense_rank if fused else None)
+    # outside the dense candidates it ties with the best dense hit (1 / 61 each): a lexical hit goes first
+    [only] = store.search(qv, k=1, mode="hybrid", query=query, candidates=1)[0]
+    assert dense_rank > 1 and (only.id, only.sources) == ("doc37", {"lexical": 1})
 
 
 def _reference_fusion(dense: list, lexical: list, alpha: float | None, rrf_k: float = 60) -> list[tuple]:
