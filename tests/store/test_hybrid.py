@@ -10,12 +10,14 @@ import pytest
 
 from qwen3_rag import FaissStore, Qwen3Embedder
 
-WORDS = ["river", "stone", "light", "garden", "engine", "paper", "winter", "market", "signal", "forest"]
+WORDS = ["river", "stone", "light", "garden", "engine", "paper", "winter", "market", "signal", "forest",
+         *(f"word{i}" for i in range(90))]
 
 
 def _corpus(n: int, seed: int = 0) -> list[str]:
+    """``n`` texts of 4 to 11 words of :data:`WORDS` (each in about 8 % of the texts)."""
     rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(WORDS, size=int(rng.integers(4, 12)))) + f" item {i}" for i in range(n)]
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(4, 12)))) + f" number {i}" for i in range(n)]
 
 
 def test_a_rare_exact_term_is_found_first_lexically_and_hybrid_where_dense_misses_it(tiny_embedding):
@@ -76,14 +78,14 @@ def test_hybrid_equals_a_reference_fusion_of_the_two_rankings(alpha, flt, unit):
     store = FaissStore(16, index="flat")
     store.add(texts, unit(rng, n, 16), ids=[f"d{i}" for i in range(n)],
               metadatas=[{"group": i % 4} for i in range(n)])
-    queries = ["river stone", "signal engine winter", "light"]
+    queries = ["river stone", "signal engine winter", "light paper"]
     qv = unit(rng, len(queries), 16)
     got = store.search(qv, k=10, filter=flt, mode="hybrid", query=queries, alpha=alpha, candidates=depth)
     assert len(got) == len(queries)
     for i, q in enumerate(queries):
         dense = store.search(qv[i], k=depth, filter=flt)[0]
         lexical = store.search(k=depth, filter=flt, mode="lexical", query=q)[0]
-        assert len(dense) == len(lexical) == depth
+        assert len(dense) == depth and len(lexical) >= 20  # (lexical: every document naming a word)
         want = _reference_fusion(dense, lexical, alpha)[:10]
         assert [(h.id, h.sources) for h in got[i]] == [(d, s) for d, _, s in want]
         np.testing.assert_allclose([h.score for h in got[i]], [s for _, s, _ in want], rtol=1e-6)

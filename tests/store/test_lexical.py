@@ -154,8 +154,9 @@ def test_query_text_is_never_fts5_syntax(query, found, unit):
 def test_lexical_search_applies_filters_and_thresholds(unit):
     rng = np.random.default_rng(6)
     store = FaissStore(4, index="flat")
-    store.add([f"apple {'apple ' * (i % 3)}pie {i}" for i in range(30)], unit(rng, 30, 4),
-              ids=[f"p{i}" for i in range(30)], metadatas=[{"n": i} for i in range(30)])
+    texts = [f"apple {'apple ' * (i % 3)}pie {i}" for i in range(30)] + [f"pear {i}" for i in range(40)]
+    store.add(texts, unit(rng, 70, 4), ids=[f"p{i}" for i in range(70)],
+              metadatas=[{"n": i} for i in range(70)])
     hits = store.search(k=30, mode="lexical", query="apple", filter={"n": {"$lt": 10}})[0]
     assert sorted(int(h.id[1:]) for h in hits) == list(range(10))
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
@@ -165,3 +166,17 @@ def test_lexical_search_applies_filters_and_thresholds(unit):
     kept = store.search(k=30, mode="lexical", query="apple", filter={"n": {"$lt": 10}},
                         score_threshold=cut)[0]
     assert [h.id for h in kept] == [h.id for h in hits if h.score >= cut]
+
+
+def test_words_in_most_documents_are_left_out_of_the_match(unit):
+    """They add nothing to BM25 (FTS5 floors their IDF): the ranking by the other words is kept."""
+    rng = np.random.default_rng(8)
+    store = FaissStore(4, index="flat")
+    texts = [f"The common word, and {'rare ' * (i % 3) if i < 6 else ''}filler {i}" for i in range(20)]
+    store.add(texts, unit(rng, 20, 4), ids=[f"c{i}" for i in range(20)])
+    rare = store.search(k=20, mode="lexical", query="rare")[0]
+    assert sorted(h.id for h in rare) == ["c1", "c2", "c4", "c5"]
+    both = store.search(k=20, mode="lexical", query="THE rare Common")[0]
+    assert [(h.id, h.score) for h in both] == [(h.id, h.score) for h in rare]
+    assert store.search(k=20, mode="lexical", query="the common")[0] == []
+    assert [h.id for h in store.search(k=5, mode="lexical", query="filler 7")[0]] == ["c7"]  # filler: all

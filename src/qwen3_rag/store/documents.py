@@ -262,7 +262,9 @@ class Documents:
         where the table has none."""
         self.ensure_lexical()
         assert self.lexical is not None
-        match = lexical.match_expression(query, self.lexical)
+        words = lexical.query_words(query, self.lexical)
+        frequent = lexical.frequent_words(self._conn, words, self.count, self.lexical)
+        match = lexical.match_expression([w for w in words if w not in frequent], self.lexical)
         if match is None or k == 0:
             return []
         where, params = compile_filter(flt) if flt is not None else ("1", [])

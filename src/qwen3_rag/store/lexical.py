@@ -9,7 +9,9 @@ the text) is kept in the table ``lexical_settings`` of the same database.
 Query texts are never parsed as FTS5 syntax: :func:`match_expression` quotes each
 whitespace-separated word of the query as an FTS5 string (a phrase of that word's tokens, so
 ``ERR-4471`` matches those two tokens next to each other) and ORs them, so a document matching
-any word is a candidate and BM25 ranks documents matching more, and rarer, words higher.
+any word is a candidate and BM25 ranks documents matching more, and rarer, words higher. A
+word found in more than half of the documents is left out (:func:`frequent_words`): BM25 gives
+it no weight (FTS5 floors its IDF at 10⁻⁶), while matching it would score most documents.
 
 Example:
     >>> import sqlite3
@@ -31,6 +33,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +53,7 @@ _TRIGGERS = ("lexical_ai", "lexical_ad", "lexical_au")
 _FTS5_TOKENIZE = {"unicode61": "unicode61 remove_diacritics 2", "trigram": "trigram"}
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _WORD = re.compile(r"\w", re.UNICODE)
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 MAX_FIELDS = 16
 
 
@@ -149,9 +153,9 @@ def create(conn: sqlite3.Connection, config: LexicalConfig) -> None:
         conn.execute(f"INSERT INTO {TABLE} ({TABLE}) VALUES ('rebuild')")
 
 
-def match_expression(query: str, config: LexicalConfig) -> str | None:
-    """The FTS5 MATCH expression of a query text: its words, each quoted, ORed (``None`` when
-    no word can match: no letter or digit, or with ``trigram``, none of 3 characters or more)."""
+def query_words(query: str, config: LexicalConfig) -> list[str]:
+    """The distinct words of a query text that can match: with a letter or digit (with
+    ``trigram``: of 3 characters or more)."""
     if not isinstance(query, str):
         raise TypeError(f"a lexical query must be a str, got {type(query).__name__}")
     words: list[str] = []
@@ -159,9 +163,44 @@ def match_expression(query: str, config: LexicalConfig) -> str | None:
         usable = len(word) >= 3 if config.tokenizer == "trigram" else _WORD.search(word) is not None
         if usable and word not in words:
             words.append(word)
+    return words
+
+
+def match_expression(query: str | Sequence[str], config: LexicalConfig) -> str | None:
+    """The FTS5 MATCH expression of a query text (or of its :func:`query_words`): its words,
+    each quoted, ORed (``None`` when no word can match)."""
+    words = query_words(query, config) if isinstance(query, str) else list(query)
     if not words:
         return None
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def _token(word: str) -> str | None:
+    """The one ``unicode61`` token of ``word`` (case folded, diacritics removed), or ``None``
+    when it has several (a phrase) or none."""
+    folded = unicodedata.normalize("NFKD", word.lower())
+    tokens = _TOKEN.findall("".join(c for c in folded if not unicodedata.combining(c)))
+    return tokens[0] if len(tokens) == 1 else None
+
+
+def frequent_words(conn: sqlite3.Connection, words: Sequence[str], count: int,
+                   config: LexicalConfig) -> set[str]:
+    """Those of ``words`` (one token each, with ``unicode61``) that more than half of the
+    ``count`` documents hold: BM25 gives them no weight (an IDF of at most 0, which FTS5 floors
+    at 10⁻⁶). Read from the index's term statistics."""
+    if config.tokenizer != "unicode61" or not words:
+        return set()
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.lexical_rows USING fts5vocab(main, {TABLE}, "
+                 "'row')")
+    frequent = set()
+    for word in words:
+        token = _token(word)
+        if token is None:
+            continue
+        row = conn.execute("SELECT doc FROM temp.lexical_rows WHERE term = ?", (token,)).fetchone()
+        if row is not None and 2 * row[0] > count:
+            frequent.add(word)
+    return frequent
 
 
 def search(conn: sqlite3.Connection, match: str, k: int, where: str = "1",
@@ -201,7 +240,9 @@ __all__ = [
     "config_of",
     "create",
     "drop",
+    "frequent_words",
     "indexed_keys",
     "match_expression",
+    "query_words",
     "search",
 ]
