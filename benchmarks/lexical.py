@@ -37,11 +37,8 @@ def corpus(n: int, words: int, rng: np.random.Generator) -> tuple[list[str], np.
     p = 1.0 / np.arange(1, VOCABULARY + 1)
     p /= p.sum()
     vocab = np.array([f"w{i}" for i in range(VOCABULARY)])
-    texts = []
-    for i in range(n):
-        body = " ".join(vocab[rng.choice(VOCABULARY, size=words, p=p)])
-        texts.append(f"{body} ID-{i:07d}")
-    return texts, p
+    drawn = rng.choice(VOCABULARY, size=(n, words), p=p)
+    return [" ".join(vocab[row]) + f" ID-{i:07d}" for i, row in enumerate(drawn)], p
 
 
 def stage(path: Path, texts: list[str]) -> None:

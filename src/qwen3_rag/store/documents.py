@@ -130,6 +130,7 @@ class Documents:
         """How many documents the table holds."""
         self.lexical = lexical.config_of(conn)
         """The lexical index's config (``None``: the table has no lexical index yet)."""
+        self._term_counts: tuple[Any, dict[str, int]] = (None, {})
 
     @classmethod
     def new(cls, lexical_config: LexicalConfig | None = None) -> Documents:
@@ -263,7 +264,10 @@ class Documents:
         self.ensure_lexical()
         assert self.lexical is not None
         words = lexical.query_words(query, self.lexical)
-        frequent = lexical.frequent_words(self._conn, words, self.count, self.lexical)
+        stamp = (id(self._conn), self._conn.total_changes)  # the term statistics hold until a change
+        if self._term_counts[0] != stamp:
+            self._term_counts = (stamp, {})
+        frequent = lexical.frequent_words(self._conn, words, self.count, self.lexical, self._term_counts[1])
         match = lexical.match_expression([w for w in words if w not in frequent], self.lexical)
         if match is None or k == 0:
             return []

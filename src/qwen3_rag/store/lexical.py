@@ -183,11 +183,13 @@ def _token(word: str) -> str | None:
     return tokens[0] if len(tokens) == 1 else None
 
 
-def frequent_words(conn: sqlite3.Connection, words: Sequence[str], count: int,
-                   config: LexicalConfig) -> set[str]:
+def frequent_words(conn: sqlite3.Connection, words: Sequence[str], count: int, config: LexicalConfig,
+                   cache: dict[str, int] | None = None) -> set[str]:
     """Those of ``words`` (one token each, with ``unicode61``) that more than half of the
     ``count`` documents hold: BM25 gives them no weight (an IDF of at most 0, which FTS5 floors
-    at 10⁻⁶). Read from the index's term statistics."""
+    at 10⁻⁶). Read from the index's term statistics (``cache``: token → documents, kept by
+    the caller while the index is unchanged)."""
+    cache = {} if cache is None else cache
     if config.tokenizer != "unicode61" or not words:
         return set()
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.lexical_rows USING fts5vocab(main, {TABLE}, "
@@ -197,8 +199,10 @@ def frequent_words(conn: sqlite3.Connection, words: Sequence[str], count: int,
         token = _token(word)
         if token is None:
             continue
-        row = conn.execute("SELECT doc FROM temp.lexical_rows WHERE term = ?", (token,)).fetchone()
-        if row is not None and 2 * row[0] > count:
+        if token not in cache:
+            row = conn.execute("SELECT doc FROM temp.lexical_rows WHERE term = ?", (token,)).fetchone()
+            cache[token] = 0 if row is None else int(row[0])
+        if 2 * cache[token] > count:
             frequent.add(word)
     return frequent
 

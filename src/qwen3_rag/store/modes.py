@@ -29,7 +29,10 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,15 +113,19 @@ class SearchPlan:
             return empty
         depth = self.candidates if self.mode == "hybrid" else self.k
         rows: dict[int, tuple[str, str, str]] = {}
-        dense = lexical = None
-        if self.mode != "lexical":
-            allowed = documents.filter_keys(flt) if flt is not None else None
-            if allowed is not None and len(allowed) == 0:
-                return empty
-            dense = self._dense(vectors, documents, depth, allowed, rows)
+        dense = lexical = job = None
         if self.mode != "dense":
-            assert self.texts is not None
-            lexical = [documents.lexical_search(t, depth, flt) for t in self.texts]
+            documents.ensure_lexical()  # (a first build may copy the saved database: before any search)
+            texts = self.texts or []
+            job = _in_parallel(lambda: [documents.lexical_search(t, depth, flt) for t in texts],
+                               parallel=self.mode == "hybrid")
+        try:
+            if self.mode != "lexical":
+                allowed = documents.filter_keys(flt) if flt is not None else None
+                dense = (self._dense(vectors, documents, depth, allowed, rows)
+                         if allowed is None or len(allowed) else [[] for _ in range(self.count)])
+        finally:
+            lexical = job.result() if job is not None else None
         fused = [self._fuse(dense[i] if dense else None, lexical[i] if lexical else None)
                  for i in range(self.count)]
         kept = [[f for f in fs if score_threshold is None or f.score >= score_threshold][: self.k]
@@ -146,6 +153,28 @@ class SearchPlan:
             return fuse(dense, lexical, alpha=self.alpha, rrf_k=self.rrf_k)
         name, ranking = ("dense", dense) if dense is not None else ("lexical", lexical or [])
         return [Fused(key, score, {name: rank}) for rank, (key, score) in enumerate(ranking, start=1)]
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _in_parallel(fn: Callable[[], Any], parallel: bool) -> Future[Any]:
+    """``fn()`` in a worker thread when ``parallel`` (and SQLite connections may be shared by
+    threads), else now: a hybrid search's lexical retriever runs while the dense one searches
+    Faiss (both release the GIL)."""
+    global _POOL
+    if not parallel or sqlite3.threadsafety != 3:
+        done: Future[Any] = Future()
+        try:
+            done.set_result(fn())
+        except BaseException as e:
+            done.set_exception(e)
+        return done
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qwen3-rag-lexical")
+    return _POOL.submit(fn)
 
 
 def _hit(f: Fused, row: tuple[str, str, str]) -> Hit:
