@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         ("embedding model", emb.get("model") or "(not recorded)"),
         ("index", f"{index.get('kind')}{' (auto)' if manifest.get('auto') else ''}"
                   + (f": {params}" if params else "")),
+        ("lexical index", (manifest.get("lexical") or {}).get("tokenizer")
+         or "not built yet (built at the first lexical search, or by `index --rebuild-lexical`)"),
         ("format version", manifest["format_version"]),
         ("saved", f"{saved} ({vdir.name})"),
         ("size on disk", f"{size / 2**20:.1f} MiB"),

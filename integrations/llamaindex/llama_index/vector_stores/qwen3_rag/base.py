@@ -181,10 +181,11 @@ class Qwen3FaissVectorStore(BasePydanticVectorStore):
             self._store.delete([n.node_id for n in self.get_nodes(node_ids, filters)])
 
     def clear(self) -> None:
-        """Remove every node (the store keeps its dimension and recorded embedder)."""
+        """Remove every node (the store keeps its dimension, recorded embedder and lexical config)."""
         if self._store is not None:
             s = self._store
-            self._store = FaissStore(s.dim, path=s.path, index=self.index, embedder=s.fingerprint)
+            self._store = FaissStore(s.dim, path=s.path, index=self.index, embedder=s.fingerprint,
+                                     lexical=s.lexical or "unicode61")
 
     # ------------------------------------------------------------------ reads
     def get_nodes(
