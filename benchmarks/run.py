@@ -242,6 +242,11 @@ def ivf_recall(args: argparse.Namespace) -> list[Step]:
             Step("one k-means", [*argv, "--two-level-min-nlist", "1000000"])]
 
 
+def lexical(args: argparse.Namespace) -> list[Step]:
+    argv = python(str(HERE / "lexical.py"), "--n", str(args.n))
+    return [Step("store build without and with the lexical index; dense, lexical, hybrid latency", argv)]
+
+
 def score_noise(args: argparse.Namespace) -> list[Step]:
     argv = python(str(HERE / "score_noise.py"), "--size", "0.6B")
     return [Step("bf16 rounding against prompt changes", argv)]
@@ -313,6 +318,8 @@ WORKLOADS = [
              faiss_recall, with_n(100_000)),
     Workload("ivf-recall", "IVF build time and recall, two-level against one k-means", "CPU, faiss",
              ivf_recall, with_n(300_000)),
+    Workload("lexical", "the lexical index's build cost and size; dense, lexical and hybrid search latency",
+             "CPU, faiss", lexical, with_n(100_000)),
     Workload("score-noise", "how far bf16 moves reranker scores, against prompt changes", "CPU",
              score_noise),
 ]

@@ -88,9 +88,44 @@ def test_eval_table(beir, tiny_embedding, capsys):
     root, _, _ = beir
     assert main(["eval", str(root), "--model", tiny_embedding, "--backend", "hf", "--max-queries", "2"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["instruction", "dim", "index", "nDCG@10", "R@10", "R@100", "MRR@10"]
-    assert out[2].split()[:3] == ["default", "64", "flat"] and len(out) == 4
+    assert out[0].split() == ["instruction", "dim", "index", "mode", "nDCG@10", "R@10", "R@100", "MRR@10"]
+    assert out[2].split()[:4] == ["default", "64", "flat", "dense"] and len(out) == 4
     assert out[3].startswith("2 queries, 30 documents, top 100")
+
+
+def test_eval_rows_per_search_mode(beir, tiny_embedding, capsys):
+    """One row per mode; lexical finds every document naming the query's topic; hybrid is the
+    reciprocal rank fusion of the dense ranking (brute force here) and the lexical one."""
+    from qwen3_rag import FaissStore
+
+    root, corpus, queries = beir
+    argv = ["eval", str(root), "--model", tiny_embedding, "--backend", "hf", "-k", "20", "--json",
+            "--mode", "dense", "--mode", "lexical", "--mode", "hybrid"]
+    assert main(argv) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert [r["mode"] for r in res["rows"]] == ["dense", "lexical", "hybrid"]
+    dense, lexical, hybrid = res["rows"]
+    assert lexical["retrieval"]["recall@10"] == lexical["retrieval"]["mrr@10"] == 1.0  # 6 documents name it
+    assert dense["retrieval"]["recall@10"] < 1.0  # random tiny weights
+    docs = [f"On {c['text'].split()[-1][:-1]} {c['text']}" for c in corpus]
+    emb = Qwen3Embedder(tiny_embedding, backend="hf")
+    dv = emb.embed_documents(docs)
+    store = FaissStore(dv.shape[1])
+    store.add(docs, dv, ids=[f"d{i}" for i in range(30)])
+    for t in range(5):
+        qv = emb.embed_queries([queries[f"q{t}"]])[0]
+        dense_order = [f"d{i}" for i in np.argsort(-(dv @ qv), kind="stable")]  # all 30: all candidates
+        lexical_order = [h.id for h in store.search(k=80, mode="lexical", query=queries[f"q{t}"])[0]]
+        rrf = {d: 1 / (60 + dense_order.index(d) + 1) + (1 / (60 + lexical_order.index(d) + 1)
+                                                         if d in lexical_order else 0) for d in dense_order}
+        ranks = {d: (dense_order.index(d), lexical_order.index(d) if d in lexical_order else 99) for d in rrf}
+        # ties: by the best rank, then lexical before dense
+        tie = {d: (min(ranks[d]), 0 if ranks[d][1] <= ranks[d][0] else 1) for d in rrf}
+        assert hybrid["per_query"][f"q{t}"]["top_ids"] == sorted(rrf, key=lambda d: (-rrf[d], *tie[d]))[:10]
+        assert lexical["per_query"][f"q{t}"]["top_ids"] == lexical_order[:10]
+        assert dense["per_query"][f"q{t}"]["top_ids"] == dense_order[:10]
+    assert main(["eval", str(root), "--model", tiny_embedding, "--backend", "hf", "--alpha", "0.5"]) == 2
+    assert "--alpha needs --mode hybrid" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -1,4 +1,4 @@
-"""Search a store for a text query, optionally reranking the candidates (CLI, service).
+"""Search a store for a text query (dense, lexical or hybrid), optionally reranked (CLI, service).
 
 This module owns :func:`search_documents` and its result types, :class:`SearchResult` and
 :class:`SearchResponse`; the CLI's ``qwen3-rag search`` and the service's ``/search`` both
@@ -16,6 +16,9 @@ Example:
     >>> resp = search_documents(store, emb, "capital of France?", k=1)
     >>> resp.total_found, len(resp.results), resp.results[0].text_length in (31, 19)
     (1, 1, True)
+    >>> hit = search_documents(store, emb, "bananas", k=1, mode="hybrid").results[0]
+    >>> hit.id, hit.sources["lexical"]
+    ('banana', 1)
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qwen3_rag.ranking import Ranking, check_rank_options, select_results
+from qwen3_rag.store.modes import SEARCH_MODES
 
 
 @dataclass
 class SearchResult:
-    """One result: the document, its vector score and, when reranked, P(yes) and confidence."""
+    """One result: the document, its search score (cosine, BM25 or fused, by mode), the
+    retrievers that found it with its rank there and, when reranked, P(yes) and confidence."""
 
     rank: int
     id: str
@@ -39,6 +44,7 @@ class SearchResult:
     metadata: dict[str, Any] = field(default_factory=dict)
     relevance_score: float | None = None
     confidence: float | None = None
+    sources: dict[str, int] = field(default_factory=dict)
 
     @property
     def text_length(self) -> int:
@@ -51,7 +57,7 @@ class SearchResult:
         out: dict[str, Any] = {
             "rank": self.rank, "id": self.id, "score": self.score, "text": text,
             "text_length": self.text_length, "truncated": len(text) < self.text_length,
-            "metadata": self.metadata,
+            "metadata": self.metadata, "sources": self.sources,
             "relevance_score": self.relevance_score,  # None unless reranked
             "confidence": self.confidence,
         }
@@ -94,15 +100,21 @@ def search_documents(
     rerank_candidates: int | None = None,
     min_confidence: float | None = None,
     instruction: str | None = None,
+    mode: str = "dense",
+    alpha: float | None = None,
 ) -> SearchResponse:
-    """Embed ``query``, search ``store``; with a ``reranker``, rerank the candidates.
+    """Search ``store`` for ``query`` (embedded, but for lexical search); with a ``reranker``,
+    rerank the candidates.
 
     Args:
         k: results returned.
-        filter, score_threshold: passed to :meth:`FaissStore.search` (cosine threshold).
+        filter, score_threshold: passed to :meth:`FaissStore.search` (the threshold is on the
+            mode's score: cosine, BM25 or fused).
+        mode, alpha: the search mode (``"dense"``, ``"lexical"``, ``"hybrid"``) and hybrid
+            search's dense weight (``None``: reciprocal rank fusion); see :meth:`FaissStore.search`.
         reranker: a ``Qwen3Reranker`` (anything with its ``score``); the ``rerank_candidates``
-            (default ``4 * k``) best vector hits are scored and the ``k`` best by P(yes) are
-            returned (:func:`qwen3_rag.ranking.select_results`).
+            (default ``4 * k``) best hits (of the mode: fused ones in hybrid mode) are scored and
+            the ``k`` best by P(yes) are returned (:func:`qwen3_rag.ranking.select_results`).
         min_confidence: with a reranker, drop results whose confidence ``|2p − 1|`` is below.
         instruction: query instruction for the embedder (and the reranker).
     """
@@ -111,14 +123,19 @@ def search_documents(
     if k < 1:
         raise ValueError(f"k must be positive, got {k}")
     check_rank_options(min_confidence=min_confidence)
+    if mode not in SEARCH_MODES:  # before the query is embedded
+        raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
     started = time.perf_counter()
     n = max(k, rerank_candidates or 4 * k) if reranker is not None else k
-    qv = embedder.embed_queries([query], instruction)
+    qv = embedder.embed_queries([query], instruction) if mode != "lexical" else None
     timings = {"embed": (time.perf_counter() - started) * 1000.0}
-    hits = store.search(qv, k=n, filter=filter, score_threshold=score_threshold)[0]
+    text = {"query": query} if mode != "dense" else {}
+    hits = store.search(qv, k=n, filter=filter, score_threshold=score_threshold, mode=mode, alpha=alpha,
+                        **text)[0]
     timings["search"] = (time.perf_counter() - started) * 1000.0 - timings["embed"]
     if reranker is None:
-        results = [SearchResult(i + 1, h.id, h.score, h.text, h.metadata) for i, h in enumerate(hits)]
+        results = [SearchResult(i + 1, h.id, h.score, h.text, h.metadata, sources=h.sources)
+                   for i, h in enumerate(hits)]
         total = len(hits)
     else:
         ranking = Ranking([], 0)
@@ -130,7 +147,7 @@ def search_documents(
         total = ranking.total
         results = [
             SearchResult(i + 1, hits[r.index].id, hits[r.index].score, hits[r.index].text,
-                         hits[r.index].metadata, r.relevance_score, r.confidence)
+                         hits[r.index].metadata, r.relevance_score, r.confidence, hits[r.index].sources)
             for i, r in enumerate(ranking.results)
         ]
     elapsed = (time.perf_counter() - started) * 1000.0

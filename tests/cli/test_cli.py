@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -125,6 +126,37 @@ def test_search_json_with_rerank_filter_and_preview(work, tiny_embedding, tiny_r
     lines = kept.stdout.strip().splitlines()
     assert lines[0].split()[:4] == ["rank", "score", "id", "length"]
     assert [ln.split()[2] for ln in lines[2:-1]] == [r["id"] for r in plain["results"] if r["score"] >= cut]
+
+
+def test_search_modes_and_rebuild_lexical(work, tiny_embedding, tiny_reranker):
+    hf, store = ("--backend", "hf"), ("--store", "store")
+    lexical = json.loads(cli("search", "Note 17", *store, "-k", "3", "--mode", "lexical", "--json", *hf,
+                             cwd=work).stdout)
+    assert lexical["mode"] == "lexical"  # "note" is in every document: only "17" counts
+    assert [(r["id"], r["sources"]) for r in lexical["results"]] == [("n17", {"lexical": 1})]
+    res = cli("search", "Note 17", *store, "-k", "3", "--mode", "hybrid", "--rerank", "8", "--json",
+              "--reranker-model", tiny_reranker, *hf, cwd=work)
+    assert res.returncode == 0, res.stderr
+    hybrid = json.loads(res.stdout)
+    assert hybrid["total_found"] == 8 and len(hybrid["results"]) == 3
+    assert all(r["relevance_score"] is not None and r["sources"] for r in hybrid["results"])
+    table = cli("search", "Note 17", *store, "--mode", "hybrid", "--alpha", "0.5", *hf, cwd=work)
+    assert table.returncode == 0, table.stderr
+    assert "n17" in [ln.split()[2] for ln in table.stdout.splitlines()[2:-1]], table.stdout
+    assert_user_error(cli("search", "x", *store, "--alpha", "0.5", cwd=work), "--alpha needs --mode hybrid")
+
+    shutil.copytree(work / "store", work / "store-trigram")
+    trigram = ("--store", "store-trigram")
+    res = cli("index", *trigram, "--rebuild-lexical", "--lexical-tokenizer", "trigram", "--json", cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["lexical"] == {"tokenizer": "trigram", "fields": []}
+    sub = json.loads(cli("search", "iver", *trigram, "-k", "40", "--mode", "lexical", "--json", *hf,
+                         cwd=work).stdout)  # a substring, with trigrams
+    assert sorted(r["id"] for r in sub["results"]) == sorted(f"n{i}" for i in range(40) if i % 5 == 1)
+    assert_user_error(cli("index", *store, cwd=work), "needs a SOURCE")
+    assert_user_error(cli("index", "corpus.jsonl", *store, "--rebuild-lexical", cwd=work), "no SOURCE")
+    assert_user_error(cli("index", "corpus.jsonl", *store, "--lexical-tokenizer", "trigram", cwd=work),
+                      "--lexical-tokenizer needs --rebuild-lexical")
 
 
 def test_rerank_command(work, tiny_reranker):

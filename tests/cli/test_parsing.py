@@ -9,7 +9,7 @@ from qwen3_rag.cli import build_parser
 
 
 @pytest.mark.parametrize("argv", [
-    ["search", "q", "--store", "s", "--mode", "x"],  # not --model
+    ["search", "q", "--store", "s", "--reranker-mod", "x"],  # not --reranker-model (--mode is an option)
     ["index", "c.jsonl", "--sto", "s"],  # not --store
     ["rerank", "p.jsonl", "--out", "o.jsonl"],  # not --output
     ["--verb", "info", "--store", "s"],  # not --verbose

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -160,3 +162,36 @@ def test_bad_inputs(embeddings):
         empty.delete()
     with pytest.raises(TypeError, match="JSON"):
         empty.add_texts(["x"], [{"bad": object()}])
+
+
+def test_lexical_and_hybrid_search_types(store, embeddings, tiny_embedding):
+    """``search_type`` of ``similarity_search`` and of the retriever reaches the core store's modes."""
+    core = store.store
+    qv = Qwen3Embedder(tiny_embedding, backend="hf").embed_queries(["Lisboa Portugal"])
+    lexical = store.similarity_search_with_score("Lisboa Portugal", k=3, search_type="lexical")
+    assert [d.id for d, _ in lexical] == ["t4"] and lexical[0][1] > 0  # a BM25 score
+    for alpha in (None, 0.25):
+        want = core.search(qv, k=4, mode="hybrid", query="Lisboa Portugal", alpha=alpha)[0]
+        got = store.similarity_search_with_score("Lisboa Portugal", k=4, search_type="hybrid", alpha=alpha)
+        assert [d.id for d, _ in got] == [h.id for h in want] and got[0][0].id == "t4"
+        np.testing.assert_allclose([s for _, s in got], [h.score for h in want], rtol=1e-5)
+    english = store.similarity_search("Lisboa capital", k=6, filter={"lang": "en"}, search_type="hybrid")
+    assert english and all(d.metadata["lang"] == "en" for d in english)
+
+    retriever = store.as_retriever(search_type="hybrid", search_kwargs={"k": 2, "alpha": 0.5})
+    assert [d.id for d in retriever.invoke("Lisboa Portugal")] == [h.id for h in core.search(
+        qv, k=2, mode="hybrid", query="Lisboa Portugal", alpha=0.5)[0]]
+    lexical_retriever = store.as_retriever(search_type="lexical", search_kwargs={"k": 5})
+    assert [d.id for d in lexical_retriever.invoke("Bananas")] == ["t5"]
+    assert [d.id for d in asyncio.run(lexical_retriever.ainvoke("Bananas"))] == ["t5"]
+    hybrid_async = asyncio.run(store.asimilarity_search("Lisboa Portugal", k=4, search_type="hybrid"))
+    assert [d.id for d in hybrid_async] == [d.id for d in store.similarity_search("Lisboa Portugal", k=4,
+                                                                                   search_type="hybrid")]
+    assert [d.id for d in store.as_retriever(search_kwargs={"k": 2}).invoke(QUERY)] == [
+        d.id for d in store.similarity_search(QUERY, k=2)]  # the default stays dense
+    with pytest.raises(ValueError, match="search_type must be one of"):
+        store.similarity_search(QUERY, search_type="sparse")
+    with pytest.raises(ValueError, match="alpha weighs"):
+        store.similarity_search(QUERY, search_type="similarity", alpha=0.5)
+    with pytest.raises(ValueError, match="not allowed"):
+        store.as_retriever(search_type="keyword")

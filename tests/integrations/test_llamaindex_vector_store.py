@@ -270,3 +270,41 @@ def test_vector_store_index_persist_reload_and_query_engine(embed_model, tiny_re
     s = [n.score for n in response.source_nodes]
     assert s == sorted(s, reverse=True) and all(0 <= x <= 1 for x in s)
     assert all("relevance_score" in n.node.metadata for n in response.source_nodes)
+
+
+def test_hybrid_sparse_and_text_search_modes(store, embed_model):
+    """``VectorStoreQueryMode.HYBRID`` (with ``alpha``), ``SPARSE`` and ``TEXT_SEARCH`` reach the
+    core store's hybrid and lexical search, through a query and through a retriever."""
+    from llama_index.core.vector_stores.types import VectorStoreQueryMode as Mode
+
+    core = store.client
+    text = "Lisboa Portugal"
+    qv = np.array([embed_model.get_query_embedding(text)])
+    for mode in (Mode.SPARSE, Mode.TEXT_SEARCH):
+        res = store.query(VectorStoreQuery(query_str=text, similarity_top_k=3, mode=mode))  # no embedding
+        assert res.ids == ["n4"] and res.similarities[0] > 0
+    for alpha in (None, 0.3):
+        res = store.query(VectorStoreQuery(query_embedding=qv[0].tolist(), query_str=text, similarity_top_k=4,
+                                           mode=Mode.HYBRID, alpha=alpha))
+        want = core.search(qv, k=4, mode="hybrid", query=text, alpha=alpha)[0]
+        assert res.ids == [h.id for h in want] and res.ids[0] == "n4"
+        np.testing.assert_allclose(res.similarities, [h.score for h in want], rtol=1e-5)
+    en = MetadataFilters(filters=[MetadataFilter(key="lang", value="en")])
+    only_en = store.query(VectorStoreQuery(query_embedding=qv[0].tolist(), query_str="capital",
+                                           similarity_top_k=5, mode=Mode.HYBRID, filters=en))
+    assert sorted(only_en.ids) == ["n0", "n3"]
+    hybrid_top = store.query(VectorStoreQuery(query_embedding=qv[0].tolist(), query_str=text,
+                                              similarity_top_k=1, hybrid_top_k=3, mode=Mode.HYBRID))
+    assert len(hybrid_top.ids) == 3
+
+    index = VectorStoreIndex.from_vector_store(store, embed_model=embed_model)
+    retriever = index.as_retriever(vector_store_query_mode="hybrid", alpha=0.5, similarity_top_k=2)
+    got = [n.node.node_id for n in retriever.retrieve(text)]
+    assert got == [h.id for h in core.search(qv, k=2, mode="hybrid", query=text, alpha=0.5)[0]]
+    sparse = index.as_retriever(vector_store_query_mode="text_search", similarity_top_k=2)
+    assert [n.node.node_id for n in sparse.retrieve(text)] == ["n4"]
+
+    with pytest.raises(ValueError, match=r"needs query\.query_str"):
+        store.query(VectorStoreQuery(query_embedding=qv[0].tolist(), similarity_top_k=2, mode=Mode.HYBRID))
+    with pytest.raises(ValueError, match="not 'svm'"):
+        store.query(VectorStoreQuery(query_embedding=qv[0].tolist(), similarity_top_k=2, mode=Mode.SVM))

@@ -115,3 +115,34 @@ def test_concurrent_searches(search_url, embedder, reranker, corpus):
         p = reranker.score(q, [texts[i] for i in candidates])
         best = [candidates[j] for j in np.argsort(-p, kind="stable")[:2]]
         assert [x["id"] for x in r.json()["results"]] == best
+
+
+def test_search_modes(search_url, embedder, reranker, store, corpus):
+    """Lexical and hybrid search through the service answer as the store does; hybrid results
+    reranked are the fused candidates reranked."""
+    query = "mitochondria powerhouse"  # words of one document only
+    qv = embedder.embed_queries([query])
+    with httpx.Client(base_url=search_url, timeout=60) as c:
+        lexical = c.post("/search", json={"query": query, "top_k": 3, "mode": "lexical"}).json()
+        assert [(x["id"], x["sources"]) for x in lexical["results"]] == [("misc-1", {"lexical": 1})]
+        assert set(lexical["timings_ms"]) == {"search", "total"}  # no query embedding
+        for alpha in (None, 0.3):
+            r = c.post("/search", json={"query": query, "top_k": 4, "mode": "hybrid", "alpha": alpha}).json()
+            want = store.search(qv, k=4, mode="hybrid", query=query, alpha=alpha)[0]
+            assert [(x["id"], x["sources"]) for x in r["results"]] == [(h.id, h.sources) for h in want]
+            assert [x["score"] for x in r["results"]] == pytest.approx([h.score for h in want], abs=1e-5)
+            assert r["results"][0]["id"] == "misc-1" and r["results"][0]["sources"]["lexical"] == 1
+        dense = c.post("/search", json={"query": query, "top_k": 2}).json()
+        assert all(x["sources"] == {"dense": x["rank"]} for x in dense["results"])
+
+        fused = [h.id for h in store.search(qv, k=4, mode="hybrid", query=query)[0]]
+        texts = {i: t for i, t, _ in corpus}
+        p = reranker.score(query, [texts[i] for i in fused])
+        r = c.post("/search", json={"query": query, "top_k": 2, "mode": "hybrid", "rerank": 4}).json()
+        assert [x["id"] for x in r["results"]] == [fused[j] for j in np.argsort(-p, kind="stable")[:2]]
+
+        for bad in ({"mode": "sparse"}, {"alpha": 0.5}, {"mode": "lexical", "alpha": 0.5},
+                    {"mode": "hybrid", "alpha": 1.5}, {"mode": "hybrid", "alpha": "half"}):
+            r = c.post("/search", json={"query": query, **bad})
+            assert r.status_code == 422, (bad, r.text)
+            assert r.json()["detail"][0]["loc"][-1] in ("mode", "alpha"), r.text

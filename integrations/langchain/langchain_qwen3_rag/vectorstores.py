@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from langchain_core.vectorstores import VectorStore
+from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from langchain_qwen3_rag.embeddings import Qwen3Embeddings
@@ -38,6 +39,14 @@ class Qwen3FaissVectorStore(VectorStore):
         store: an existing core ``FaissStore``; by default an empty one is created (at the
             first ``add_texts`` when the embedding dimension is not known in advance).
         index: Faiss index choice for a new store (``"auto"``, ``"flat"``, ``"ivf"``...).
+
+    Search types: ``"similarity"`` (dense vectors, the default), ``"lexical"`` (BM25 over the
+    texts, in the store's FTS5 index) and ``"hybrid"`` (both, fused by reciprocal rank fusion,
+    or with ``alpha`` by ``alpha * dense + (1 - alpha) * lexical`` normalised scores), as
+    ``similarity_search(query, search_type="hybrid")`` or
+    ``as_retriever(search_type="hybrid", search_kwargs={"k": 5, "alpha": 0.5})``; each
+    document's ``metadata`` is the stored one (the retrievers' ranks are the core hits'
+    ``sources``).
 
     Filters are the core store's (``qwen3_rag.store.filters``), passed as they are:
     ``{"lang": "en"}``, ``{"lang": ["en", "fr"]}`` (``$in``), ``$ne``, ``$nin``, ``$gt``,
@@ -190,26 +199,45 @@ class Qwen3FaissVectorStore(VectorStore):
         k: int = 4,
         filter: Mapping[str, Any] | None = None,
         score_threshold: float | None = None,
+        *,
+        search_type: str = "similarity",
+        alpha: float | None = None,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        """The ``k`` best documents for ``query`` with cosine similarities, best first.
+        """The ``k`` best documents for ``query`` with their scores, best first.
 
-        ``score_threshold`` drops documents whose similarity is below it; ``filter`` keeps
-        documents whose metadata match.
+        ``search_type``: ``"similarity"`` (cosine similarities), ``"lexical"`` (BM25 scores)
+        or ``"hybrid"`` (fused scores; ``alpha`` weighs dense against lexical, default:
+        reciprocal rank fusion). ``score_threshold`` drops documents scoring below it;
+        ``filter`` keeps documents whose metadata match.
         """
+        mode = _mode(search_type)
         if self._store is None:
             return []
-        vec = self.embedding.embed_query(query)
-        return self.similarity_search_with_score_by_vector(vec, k, filter, score_threshold)
+        vec = None if mode == "lexical" else self.embedding.embed_query(query)
+        return self._search(query, vec, k, filter, score_threshold, mode, alpha)
 
     async def asimilarity_search_with_score(
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Async :meth:`similarity_search_with_score`: embeds with ``aembed_query``."""
+        mode = _mode(kwargs.pop("search_type", "similarity"))
         if self._store is None:
             return []
-        vec = await self.embedding.aembed_query(query)
-        return self.similarity_search_with_score_by_vector(vec, k, **kwargs)
+        vec = None if mode == "lexical" else await self.embedding.aembed_query(query)
+        return self._search(query, vec, k, kwargs.get("filter"), kwargs.get("score_threshold"), mode,
+                            kwargs.get("alpha"))
+
+    def _search(
+        self, query: str, vec: Sequence[float] | None, k: int, filter: Mapping[str, Any] | None,
+        score_threshold: float | None, mode: str, alpha: float | None,
+    ) -> list[tuple[Document, float]]:
+        """The core store's search in ``mode`` (it checks the options)."""
+        assert self._store is not None
+        text = {"query": query} if mode != "dense" else {}
+        hits = self._store.search(None if vec is None else self._vectors([vec]), k=k, filter=filter,
+                                  score_threshold=score_threshold, mode=mode, alpha=alpha, **text)[0]
+        return [(_document(h), h.score) for h in hits]
 
     def similarity_search(
         self,
@@ -219,12 +247,20 @@ class Qwen3FaissVectorStore(VectorStore):
         score_threshold: float | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        """The ``k`` best documents for ``query``, best first."""
-        return [doc for doc, _ in self.similarity_search_with_score(query, k, filter, score_threshold)]
+        """The ``k`` best documents for ``query``, best first (``search_type``, ``alpha``: as in
+        :meth:`similarity_search_with_score`)."""
+        pairs = self.similarity_search_with_score(query, k, filter, score_threshold, **kwargs)
+        return [doc for doc, _ in pairs]
 
     async def asimilarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
         """Async :meth:`similarity_search`."""
         return [doc for doc, _ in await self.asimilarity_search_with_score(query, k, **kwargs)]
+
+    def as_retriever(self, **kwargs: Any) -> Qwen3VectorStoreRetriever:
+        """A retriever over this store; ``search_type`` may also be ``"lexical"`` or ``"hybrid"``
+        (``search_kwargs`` then take ``k``, ``filter``, ``score_threshold`` and ``alpha``)."""
+        tags = kwargs.pop("tags", None) or [*self._get_retriever_tags()]
+        return Qwen3VectorStoreRetriever(vectorstore=self, tags=tags, **kwargs)
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         # Scores are cosine similarities; LangChain wants relevance in [0, 1]: clipping keeps
@@ -301,6 +337,41 @@ class Qwen3FaissVectorStore(VectorStore):
         """
         store = FaissStore.load(folder_path, embedder=_embedder_of(embeddings) if check_model else None)
         return cls(embeddings, store, check_model=check_model)  # (checked there without the model)
+
+
+class Qwen3VectorStoreRetriever(VectorStoreRetriever):
+    """LangChain's ``VectorStoreRetriever`` with the store's ``"lexical"`` and ``"hybrid"``
+    search types too (from :meth:`Qwen3FaissVectorStore.as_retriever`)."""
+
+    allowed_search_types: ClassVar[Collection[str]] = (*VectorStoreRetriever.allowed_search_types,
+                                                        "lexical", "hybrid")
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        if self.search_type not in _TEXT_SEARCH_TYPES:
+            return super()._get_relevant_documents(query, run_manager=run_manager, **kwargs)
+        return self.vectorstore.similarity_search(query, search_type=self.search_type,
+                                                  **(self.search_kwargs | kwargs))
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        if self.search_type not in _TEXT_SEARCH_TYPES:
+            return await super()._aget_relevant_documents(query, run_manager=run_manager, **kwargs)
+        return await self.vectorstore.asimilarity_search(query, search_type=self.search_type,
+                                                         **(self.search_kwargs | kwargs))
+
+
+_TEXT_SEARCH_TYPES = ("lexical", "hybrid")
+_MODES = {"similarity": "dense", "dense": "dense", "lexical": "lexical", "hybrid": "hybrid"}
+
+
+def _mode(search_type: str) -> str:
+    """The core store's search mode for a LangChain ``search_type``."""
+    if search_type not in _MODES:
+        raise ValueError(f"search_type must be one of {sorted(_MODES)}, got {search_type!r}")
+    return _MODES[search_type]
 
 
 def _document(hit: Hit) -> Document:

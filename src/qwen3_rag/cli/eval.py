@@ -1,10 +1,11 @@
 """``qwen3-rag eval DATASET_DIR``: retrieval quality on BEIR-format data, alone and reranked.
 
 The corpus is embedded once (full size); each combination of ``--instruction``,
-``--dimensions`` and ``--index`` is one row of the comparison table: queries embedded with
-that instruction, vectors cut to that size (Matryoshka), a store with that Faiss index, the
-``--top-k`` best documents per query, and with ``--rerank N`` the N best reranked by
-Qwen3-Reranker (same instruction) ahead of the rest. Reranker scores are cached across rows.
+``--dimensions``, ``--index`` and ``--mode`` is one row of the comparison table: queries
+embedded with that instruction, vectors cut to that size (Matryoshka), a store with that Faiss
+index, the ``--top-k`` best documents per query by that search mode (dense, lexical BM25, or
+hybrid: both fused), and with ``--rerank N`` the N best reranked by Qwen3-Reranker (same
+instruction) ahead of the rest. Reranker scores are cached across rows.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from qwen3_rag.cli.common import (
 )
 from qwen3_rag.config import file_mode
 from qwen3_rag.store import INDEX_KINDS
+from qwen3_rag.store.modes import SEARCH_MODES
 
 TOP_IDS = 10
 """Document ids kept per query in the JSON output (of each ranking)."""
@@ -42,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="query instruction; repeat to compare (default: the model card's)")
     parser.add_argument("--index", action="append", choices=INDEX_KINDS,
                         help="Faiss index kind; repeat to compare (default flat)")
+    parser.add_argument("--mode", action="append", choices=SEARCH_MODES,
+                        help="search mode: dense, lexical (BM25) or hybrid; repeat to compare "
+                             "(default dense)")
+    parser.add_argument("--alpha", type=float,
+                        help="hybrid rows: fuse alpha * dense + (1 - alpha) * lexical normalised scores "
+                             "(default: reciprocal rank fusion)")
     parser.add_argument("-k", "--top-k", type=int, default=100,
                         help="documents retrieved per query (default 100, what Recall@100 needs)")
     parser.add_argument("--rerank", type=int, metavar="N",
@@ -93,12 +101,14 @@ def _rerank(reranker: Any, instruction: str, queries: dict[str, str], run: dict[
 
 def _row(store: Any, queries: Any, qids: list[str], qrels: dict[str, dict[str, int]], ds: Any,
          args: argparse.Namespace, reranker: Any, instruction: str,
-         cache: dict[tuple[str, str, str], float]) -> dict[str, Any]:
+         cache: dict[tuple[str, str, str], float], mode: str = "dense") -> dict[str, Any]:
     """Metrics of one table row (mean and per query), retrieval alone and reranked."""
     from qwen3_rag.evaluation import REPORTED, drop_identical_ids, evaluate_run
 
     t0 = time.perf_counter()
-    hits = store.search(queries, k=min(args.top_k, len(store)))
+    texts = {"query": [ds.queries[q] for q in qids]} if mode != "dense" else {}
+    alpha = args.alpha if mode == "hybrid" else None
+    hits = store.search(queries, k=min(args.top_k, len(store)), mode=mode, alpha=alpha, **texts)
     timings = {"search": round(time.perf_counter() - t0, 4)}
     run = {q: [h.id for h in hs] for q, hs in zip(qids, hits, strict=True)}
     if not args.keep_identical_ids:
@@ -131,6 +141,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.top_k < 1 or (args.rerank is not None and args.rerank < 1):
         raise CLIError("-k and --rerank must be positive")
+    modes = list(dict.fromkeys(args.mode or ["dense"]))
+    if args.alpha is not None and ("hybrid" not in modes or not 0.0 <= args.alpha <= 1.0):
+        raise CLIError(f"--alpha needs --mode hybrid and a value between 0 and 1, got {args.alpha}")
     started = time.perf_counter()
     ds = load_beir(args.dataset, args.split)
     judged = sorted(q for q, rel in ds.qrels.items() if has_relevant(rel))
@@ -170,14 +183,16 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             for kind in kinds:
                 store = _store(kind, docs_d, doc_ids, texts)
                 try:
-                    row = _row(store, q_d, qids, qrels, ds, args, reranker, instruction, cache)
+                    for mode in modes:
+                        row = _row(store, q_d, qids, qrels, ds, args, reranker, instruction, cache, mode)
+                        rows.append({"instruction": instruction, "dimensions": dim, "index": kind,
+                                     "mode": mode, **row})
                 finally:
                     store.close()
-                rows.append({"instruction": instruction, "dimensions": dim, "index": kind, **row})
     return {
         "dataset": str(args.dataset), "split": args.split, "documents": len(doc_ids), "queries": len(qids),
         "model": embedder.model, "reranker": getattr(reranker, "model", None), "top_k": args.top_k,
-        "rerank_depth": args.rerank, "metrics": list(REPORTED),
+        "rerank_depth": args.rerank, "alpha": args.alpha, "metrics": list(REPORTED),
         "timings_s": {"embed_documents": round(embed_docs_s, 3),
                       "total": round(time.perf_counter() - started, 3)},
         "rows": rows,
@@ -208,13 +223,13 @@ def run(args: argparse.Namespace) -> int:
         print_json(results)
         return 0
     names = ["nDCG@10", "R@10", "R@100", "MRR@10"]
-    headers = ["instruction", "dim", "index", *names]
+    headers = ["instruction", "dim", "index", "mode", *names]
     reranked = results["rerank_depth"] is not None
     if reranked:
         headers += [f"rr {n}" for n in names]
     body = []
     for r in results["rows"]:
-        cells = [_label(r["instruction"]), r["dimensions"], r["index"]]
+        cells = [_label(r["instruction"]), r["dimensions"], r["index"], r["mode"]]
         cells += [f"{r['retrieval'][m]:.4f}" for m in results["metrics"]]
         if reranked:
             cells += [f"{r['rerank'][m]:.4f}" for m in results["metrics"]]

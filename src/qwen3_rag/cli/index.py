@@ -1,4 +1,5 @@
-"""``qwen3-rag index SOURCE --store DIR``: embed a corpus into a store, resumably."""
+"""``qwen3-rag index SOURCE --store DIR``: embed a corpus into a store, resumably; with
+``--rebuild-lexical`` (no SOURCE), (re)build and save the store's lexical index."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from qwen3_rag.cli.common import (
     progress_wanted,
 )
 from qwen3_rag.store import INDEX_KINDS
+from qwen3_rag.store.lexical import TOKENIZERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``index`` subcommand's options."""
-    parser.add_argument("source", help="a .jsonl, .csv or .parquet file, or a folder of .txt/.md files")
+    parser.add_argument("source", nargs="?",
+                        help="a .jsonl, .csv or .parquet file, or a folder of .txt/.md files")
     parser.add_argument("--store", required=True, help="store directory (created, or added to)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="documents embedded per batch (default: what the backend prefers)")
@@ -43,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="delete the store's documents whose id is no longer in the source")
     parser.add_argument("--no-model-check", action="store_true",
                         help="add to a store built with another model of the same dimension (warns)")
+    parser.add_argument("--rebuild-lexical", action="store_true",
+                        help="no SOURCE: (re)build the store's lexical (BM25) index and save it")
+    parser.add_argument("--lexical-tokenizer", choices=TOKENIZERS,
+                        help="with --rebuild-lexical: unicode61 (words, diacritics removed) or trigram "
+                             "(substrings; for text without spaces); default: the store's, else unicode61")
     add_json_option(parser)
     add_model_options(parser)
 
@@ -69,6 +77,11 @@ def run(args: argparse.Namespace) -> int:
     from qwen3_rag.indexing import index_corpus, interrupted_run, open_source
     from qwen3_rag.store import read_manifest
 
+    if args.rebuild_lexical or args.source is None:
+        return rebuild_lexical(args)
+    if args.lexical_tokenizer is not None:
+        raise CLIError("--lexical-tokenizer needs --rebuild-lexical (a store is indexed with unicode61, then "
+                       "rebuilt with another tokenizer)")
     if args.chunk_overlap is not None and args.chunk_tokens is None:
         raise CLIError("--chunk-overlap needs --chunk-tokens (documents are embedded whole without it)")
     overlap = 32 if args.chunk_overlap is None else args.chunk_overlap
@@ -121,4 +134,35 @@ def run(args: argparse.Namespace) -> int:
             ("time", f"{wall_s:.1f} s"),
             ("phases", ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items()) or "-"),
         ]))
+    return 0
+
+
+def rebuild_lexical(args: argparse.Namespace) -> int:
+    """``--rebuild-lexical``: (re)build the lexical index of the saved store and save it."""
+    import time
+
+    from qwen3_rag.store import FaissStore
+
+    if not args.rebuild_lexical:
+        raise CLIError("index needs a SOURCE to index (or --rebuild-lexical to rebuild the lexical index)")
+    if args.source is not None:
+        raise CLIError("--rebuild-lexical takes no SOURCE: it rebuilds the lexical index of --store")
+    t0 = time.perf_counter()
+    store = FaissStore.load(args.store)
+    try:
+        tokenizer = args.lexical_tokenizer or (store.lexical.tokenizer if store.lexical else None)
+        fields = store.lexical.fields if store.lexical else ()
+        store.rebuild_lexical({"tokenizer": tokenizer or "unicode61", "fields": list(fields)})
+        store.save()
+        lexical = store.lexical.to_dict() if store.lexical is not None else None
+        out = {"store": str(args.store), "documents": len(store), "lexical": lexical,
+               "wall_s": time.perf_counter() - t0}
+    finally:
+        store.close()
+    if args.json:
+        print_json(out)
+    else:
+        print(key_values([("store", out["store"]), ("documents", out["documents"]),
+                          ("lexical index", f"rebuilt ({(lexical or {}).get('tokenizer')})"),
+                          ("time", f"{out['wall_s']:.1f} s")]))
     return 0

@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         ("reranker", recorded_reranker(manifest.get("extra") or {}) or "(not recorded: the configured one)"),
         ("index", f"{index.get('kind')}{' (auto)' if manifest.get('auto') else ''}"
                   + (f": {params}" if params else "")),
+        ("lexical index", (manifest.get("lexical") or {}).get("tokenizer")
+         or "not built yet (built at the first lexical search, or by `index --rebuild-lexical`)"),
         ("format version", manifest["format_version"]),
         ("saved", f"{saved} ({vdir.name})"),
         ("size on disk", f"{size / 2**20:.1f} MiB"),

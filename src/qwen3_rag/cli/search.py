@@ -1,4 +1,4 @@
-"""``qwen3-rag search QUERY --store DIR``: vector search, optionally reranked."""
+"""``qwen3-rag search QUERY --store DIR``: dense, lexical (BM25) or hybrid search, optionally reranked."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from qwen3_rag.cli.common import (
 )
 from qwen3_rag.cli.hub import check_model_available
 from qwen3_rag.config import get_settings
+from qwen3_rag.store.modes import SEARCH_MODES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,9 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query", help="the search query")
     parser.add_argument("--store", required=True, help="store directory")
     parser.add_argument("-k", type=int, default=5, help="results to return (default 5)")
+    parser.add_argument("--mode", choices=SEARCH_MODES, default="dense",
+                        help="dense: vectors (default); lexical: BM25 over the texts; hybrid: both, fused")
+    parser.add_argument("--alpha", type=float,
+                        help="with --mode hybrid: fuse alpha * dense + (1 - alpha) * lexical normalised "
+                             "scores (default: reciprocal rank fusion)")
     parser.add_argument("--rerank", type=int, metavar="N",
-                        help="rerank the max(N, k) best vector hits with Qwen3-Reranker, return the k best")
-    parser.add_argument("--score-threshold", type=float, help="drop vector hits below this cosine score")
+                        help="rerank the max(N, k) best hits (fused ones in hybrid mode) with "
+                             "Qwen3-Reranker, return the k best")
+    parser.add_argument("--score-threshold", type=float,
+                        help="drop hits scoring below this (cosine; BM25 in lexical mode, fused in hybrid)")
     parser.add_argument("--min-confidence", type=float,
                         help="with --rerank: drop results whose confidence |2p-1| is below this")
     parser.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"lang": {"$in": ["en", "fr"]}}\'')
@@ -50,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--rerank must be positive, got {args.rerank}")
     if args.min_confidence is not None and args.rerank is None:
         raise CLIError("--min-confidence needs --rerank N (confidence comes from the reranker)")
+    if args.alpha is not None and (args.mode != "hybrid" or not 0.0 <= args.alpha <= 1.0):
+        raise CLIError(f"--alpha needs --mode hybrid and a value between 0 and 1, got {args.alpha}")
     flt = None
     if args.filter:
         try:
@@ -67,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     resp = search_documents(
         store, embedder, args.query, args.k, filter=flt, score_threshold=args.score_threshold,
         reranker=reranker, rerank_candidates=args.rerank, min_confidence=args.min_confidence,
-        instruction=args.instruction,
+        instruction=args.instruction, mode=args.mode, alpha=args.alpha,
     )
     limit = None if args.full_text else args.preview_chars
     if args.json:

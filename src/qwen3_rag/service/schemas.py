@@ -318,7 +318,7 @@ class RerankResponse(BaseModel):
 
 
 class SearchRequest(ServiceRequest):
-    """Vector search over the loaded store, optionally reranked."""
+    """Dense, lexical or hybrid search over the loaded store, optionally reranked."""
 
     query: Query = Field(description="the text searched for")
     top_k: Annotated[int, Limit("maximum", "max_top_k")] = Field(10, ge=1, description="results to return")
@@ -330,7 +330,14 @@ class SearchRequest(ServiceRequest):
                                      "and the reranker (default: the models' own)")
     filter: dict[str, Any] | None = Field(None, description="metadata conditions, e.g. "
                                           '{"lang": {"$in": ["en", "fr"]}}')
-    score_threshold: Score | None = Field(None, description="drop hits with a cosine score below this")
+    mode: Literal["dense", "lexical", "hybrid"] = Field(
+        "dense", description="dense: vector search; lexical: BM25 over the texts; hybrid: both, fused "
+        "(reciprocal rank fusion, or alpha)")
+    alpha: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = Field(
+        None, description="with mode hybrid: fuse alpha × dense + (1 − alpha) × lexical min-max "
+        "normalised scores instead of reciprocal rank fusion")
+    score_threshold: Score | None = Field(None, description="drop hits scoring below this (cosine; BM25 in "
+                                          "lexical mode, the fused score in hybrid mode)")
     min_confidence: Confidence | None = Field(None, description="with rerank: drop results whose "
                                               "confidence |2p-1| is below this")
     preview_chars: Annotated[int, Limit("maximum", "max_chars")] | None = Field(
@@ -342,13 +349,16 @@ class SearchHit(BaseModel):
 
     rank: int = Field(description="1-based")
     id: str = Field(description="the document id in the store")
-    score: float = Field(description="cosine similarity of the query and document vectors")
+    score: float = Field(description="cosine similarity of the query and document vectors; in lexical "
+                         "mode the BM25 score, in hybrid mode the fused score")
     text: str = Field(description="the text, or its first preview_chars characters")
     text_length: int = Field(description="characters of the full text")
     truncated: bool = Field(description="whether text was cut to preview_chars")
     metadata: dict[str, Any] = Field(description="the document's metadata")
     relevance_score: float | None = Field(None, description="P(yes), when reranked")
     confidence: float | None = Field(None, description="|2p-1|, when reranked")
+    sources: dict[str, int] = Field(default_factory=dict, description="each retriever that found the "
+                                    "document (dense, lexical) and its 1-based rank there")
 
 
 class SearchResponse(BaseModel):

@@ -8,6 +8,9 @@ module                            owns
 ================================= ==============================================================
 :mod:`~.faiss_store`              :class:`FaissStore`, the facade keeping the parts in step
 :mod:`~.documents`                the SQLite documents table and metadata filters
+:mod:`~.lexical`                  the FTS5 (BM25) index of the texts, its tokenizers
+:mod:`~.modes`                    the search modes: dense, lexical, hybrid
+:mod:`~.fusion`                   fusing two rankings (reciprocal rank, weighted scores)
 :mod:`~.vectors`                  the Faiss index: add / remove by key, search, GPU copy
 :mod:`~.kinds`                    index kinds (:class:`IndexSpec`), what ``index="auto"`` picks
 :mod:`~.training`                 IVF training (two-level k-means for many lists)
@@ -58,7 +61,9 @@ from qwen3_rag.store.layout import (
     StoreWriteError,
     read_manifest,
 )
+from qwen3_rag.store.lexical import TOKENIZERS, LexicalConfig
 from qwen3_rag.store.lock import StoreLockedError, writer_lock
+from qwen3_rag.store.modes import SEARCH_MODES
 from qwen3_rag.store.query import EXACT_FILTER_MAX
 from qwen3_rag.store.training import train_index, training_sample
 from qwen3_rag.store.vectors import VectorIndex
@@ -73,13 +78,16 @@ __all__ = [
     "INDEX_FILE",
     "INDEX_KINDS",
     "MANIFEST",
+    "SEARCH_MODES",
     "SQ8_MIN",
+    "TOKENIZERS",
     "BulkLoad",
     "Documents",
     "EmbedderMismatchError",
     "FaissStore",
     "Hit",
     "IndexSpec",
+    "LexicalConfig",
     "Record",
     "StoreError",
     "StoreLockedError",

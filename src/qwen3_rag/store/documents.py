@@ -3,7 +3,8 @@
 Each document has an int64 ``key`` (``iid``): its vector's id in the Faiss index. Metadata is
 kept as JSON text, so filters are SQL over ``json_extract`` and nothing is pickled. A new
 table lives in a private temporary database (a file, not RAM); a saved one is read in place,
-read-only, until its first change copies it (copy on write).
+read-only, until its first change copies it (copy on write). The same database holds the
+lexical (FTS5) index of the texts, kept in step by triggers (:mod:`~qwen3_rag.store.lexical`).
 
 :class:`Documents` is not thread-safe: :class:`~qwen3_rag.store.FaissStore` calls it under
 its lock.
@@ -32,7 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from qwen3_rag.store import lexical
 from qwen3_rag.store.filters import FIELD_OPERATORS, LOGICAL_OPERATORS, compile_filter, register_functions
+from qwen3_rag.store.lexical import LexicalConfig
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS docs (iid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
@@ -70,12 +73,18 @@ class Record:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result: ``score`` is the inner product (cosine for normalised vectors)."""
+    """One search result.
+
+    ``score`` is the inner product (cosine for normalised vectors) in dense search, the BM25
+    score in lexical search, the fused score in hybrid search; ``sources`` names each retriever
+    that found the document (``"dense"``, ``"lexical"``) with its 1-based rank there.
+    """
 
     id: str
     score: float
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)
 
 
 def document_rows(
@@ -130,20 +139,26 @@ class Documents:
 
     def __init__(self, conn: sqlite3.Connection, *, next_key: int = 0, readonly: bool = False):
         self._conn = conn
-        register_functions(conn)
+        _prepare(conn)
         self._readonly = readonly
         self.next_key = next_key
         self.count = int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
         """How many documents the table holds."""
+        self.lexical = lexical.config_of(conn)
+        """The lexical index's config (``None``: the table has no lexical index yet)."""
+        self._term_counts: tuple[Any, dict[str, int]] = (None, {})
 
     @classmethod
-    def new(cls) -> Documents:
-        """An empty table in a private temporary database."""
+    def new(cls, lexical_config: LexicalConfig | None = None) -> Documents:
+        """An empty table in a private temporary database, with a lexical index of
+        ``lexical_config`` (``None``: none)."""
         conn = sqlite3.connect("", check_same_thread=False)  # private on-disk temp database
         conn.execute(SCHEMA)
         conn.execute(INDEX_SCHEMA)
         add_source_columns(conn)
         conn.commit()
+        if lexical_config is not None:
+            lexical.create(conn, lexical_config)
         return cls(conn)
 
     @classmethod
@@ -155,16 +170,20 @@ class Documents:
 
     @classmethod
     def from_rows(
-        cls, rows: Iterable[tuple[int, str, str, str | Mapping[str, Any]]], batch_size: int = 8192
+        cls, rows: Iterable[tuple[int, str, str, str | Mapping[str, Any]]], batch_size: int = 8192,
+        lexical_config: LexicalConfig | None = None,
     ) -> Documents:
         """A new table of ``(key, id, text, metadata)`` rows, streamed (``metadata``: a dict or
-        its JSON text, an object); the next key follows the largest one.
+        its JSON text, an object); the next key follows the largest one. The lexical index of
+        ``lexical_config`` (if any) is built once the rows are in.
 
         Raises ``ValueError`` when ids or keys repeat, or a metadata text is not a JSON object.
         """
         docs = cls.new()
         try:
             docs._insert_rows(rows, batch_size)
+            if lexical_config is not None:
+                docs.rebuild_lexical(lexical_config)
         except BaseException:
             docs.close()
             raise
@@ -268,7 +287,48 @@ class Documents:
             "SELECT id, NULL FROM docs WHERE source IS NULL AND id IN (SELECT value FROM json_each(?1))",
             arg).fetchall()
 
+    def lexical_search(self, query: str, k: int,
+                       flt: Mapping[str, Any] | None = None) -> list[tuple[int, float]]:
+        """The ``k`` best ``(key, BM25 score)`` for a query text among the documents matching
+        ``flt``, best first (see :mod:`qwen3_rag.store.lexical`); builds the lexical index first
+        where the table has none."""
+        self.ensure_lexical()
+        assert self.lexical is not None
+        words = lexical.query_words(query, self.lexical)
+        stamp = (id(self._conn), self._conn.total_changes)  # the term statistics hold until a change
+        if self._term_counts[0] != stamp:
+            self._term_counts = (stamp, {})
+        frequent = lexical.frequent_words(self._conn, words, self.count, self.lexical, self._term_counts[1])
+        match = lexical.match_expression([w for w in words if w not in frequent], self.lexical)
+        if match is None or k == 0:
+            return []
+        where, params = compile_filter(flt) if flt is not None else ("1", [])
+        return lexical.search(self._conn, match, k, where, params)
+
+    def lexical_keys(self) -> np.ndarray:
+        """The keys the lexical index holds terms of, ascending (read from the FTS5 index)."""
+        self.ensure_lexical()
+        return lexical.indexed_keys(self._conn)
+
     # ------------------------------------------------------------------ writes
+    def ensure_lexical(self, config: LexicalConfig | None = None) -> None:
+        """Build the lexical index (``config``, default :class:`LexicalConfig`) where the table
+        has none; a saved table is copied first (the saved file is not changed)."""
+        if self.lexical is None:
+            self.rebuild_lexical(config or LexicalConfig())
+
+    def rebuild_lexical(self, config: LexicalConfig) -> None:
+        """(Re)build the lexical index with ``config``, indexing every document."""
+        self._writable()
+        lexical.create(self._conn, config)
+        self.lexical = config
+
+    def check_lexical(self) -> None:
+        """Raise ``sqlite3.DatabaseError`` unless the lexical index matches the documents exactly."""
+        if self.lexical is not None:
+            self._writable()  # FTS5's check is an INSERT command
+            lexical.check(self._conn)
+
     def next_keys(self, n: int) -> np.ndarray:
         """The ``n`` keys new documents get next (taken by advancing :attr:`next_key`)."""
         return np.arange(self.next_key, self.next_key + n, dtype=np.int64)
@@ -376,7 +436,7 @@ class Documents:
             work = sqlite3.connect("", check_same_thread=False)
             self._conn.backup(work)
             self._conn.close()
-            register_functions(work)
+            _prepare(work)
             work.execute(INDEX_SCHEMA)
             add_source_columns(work)
             work.commit()
@@ -397,6 +457,14 @@ class Documents:
         self._conn.close()
 
 
+def _prepare(conn: sqlite3.Connection) -> None:
+    """Ready a connection: the filters' SQL functions, and recursive triggers (an ``INSERT OR
+    REPLACE`` then fires the delete trigger of the row it replaces, which unindexes it from the
+    lexical index)."""
+    register_functions(conn)
+    conn.execute("PRAGMA recursive_triggers = ON")
+
+
 def _checked_rows(batch: list[tuple[int, str, str, str | Mapping[str, Any]]]) -> Iterable[tuple[Any, ...]]:
     for key, doc_id, text, meta in batch:
         if not isinstance(doc_id, str) or not doc_id or not isinstance(text, str):
@@ -407,4 +475,5 @@ def _checked_rows(batch: list[tuple[int, str, str, str | Mapping[str, Any]]]) ->
 
 
 __all__ = ["FILTER_OPERATORS", "INDEXED_KEY", "INDEX_SCHEMA", "SCHEMA", "SOURCE_COLUMNS", "SOURCE_INDEX",
-           "Documents", "Hit", "Record", "add_source_columns", "compile_filter", "document_rows"]
+           "Documents", "Hit", "LexicalConfig", "Record", "add_source_columns", "compile_filter",
+           "document_rows"]

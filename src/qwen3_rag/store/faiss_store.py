@@ -1,10 +1,10 @@
 """``FaissStore``: vectors in Faiss, ids / texts / metadata in SQLite, atomic versioned saves.
 
 The facade over the store's parts: :class:`~qwen3_rag.store.documents.Documents` (the SQLite
-table and its filters), :class:`~qwen3_rag.store.vectors.VectorIndex` (the Faiss index),
-:mod:`~qwen3_rag.store.query` (which search answers a query) and
-:mod:`~qwen3_rag.store.layout` (the versioned directory on disk). It keeps the two parts in
-step (one key per document, in both) under one lock.
+table, its filters and its lexical index), :class:`~qwen3_rag.store.vectors.VectorIndex` (the
+Faiss index), :mod:`~qwen3_rag.store.modes` (dense, lexical and hybrid search) and
+:mod:`~qwen3_rag.store.layout` (the versioned directory on disk). It keeps the parts in step
+(one key per document, in each) under one lock.
 
 In memory, Faiss holds the vectors and a SQLite database (a temporary file, not RAM) holds
 the texts, so large collections don't keep their texts in Python objects. A loaded store
@@ -20,6 +20,8 @@ Example:
     ['1', '2', '3', '4']
     >>> [h.id for h in store.search(vecs[2], k=2, filter={"lang": "en"})[0]]
     ['3', '1']
+    >>> [(h.id, h.sources) for h in store.search(vecs[0], k=2, mode="hybrid", query="c")[0]]
+    [('3', {'dense': 3, 'lexical': 1}), ('1', {'dense': 1})]
     >>> _ = store.save("/tmp/qwen3-rag-doctest-store")
     >>> len(FaissStore.load("/tmp/qwen3-rag-doctest-store"))
     4
@@ -30,7 +32,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,17 +44,11 @@ from qwen3_rag.store.bulk import BulkLoad
 from qwen3_rag.store.documents import Documents, Hit, Record, document_rows
 from qwen3_rag.store.faiss_lib import faiss_module
 from qwen3_rag.store.fingerprint import check_fingerprint, fingerprint_of
-from qwen3_rag.store.kinds import IndexSpec, choose_kind, spec_of
-from qwen3_rag.store.layout import (
-    CURRENT,
-    FORMAT_VERSION,
-    StoreError,
-    check_count,
-    open_version,
-    save_version,
-)
+from qwen3_rag.store.kinds import IndexSpec, auto_spec, spec_of
+from qwen3_rag.store.layout import FORMAT_VERSION, check_base, check_count, open_version, save_version
+from qwen3_rag.store.lexical import DEFAULT_TOKENIZER, LexicalConfig
 from qwen3_rag.store.lock import writer_lock
-from qwen3_rag.store.query import hits, nearest
+from qwen3_rag.store.modes import DEFAULT_RRF_K, SearchPlan
 from qwen3_rag.store.vectors import VectorIndex, as_matrix
 
 
@@ -69,6 +65,42 @@ class StoreParts:
     """The embedder recorded at build time."""
     created_at: float = field(default_factory=time.time)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], verify: str) -> tuple[str, dict[str, Any], StoreParts]:
+        """The version name, manifest and parts of a saved store (see :meth:`FaissStore.load`)."""
+        version, manifest, vectors, documents = open_version(path, verify)
+        parts = cls(vectors, documents, auto=bool(manifest.get("auto", False)),
+                    fingerprint=manifest.get("embedder"),
+                    created_at=float(manifest.get("created_at", time.time())),
+                    extra=dict(manifest.get("extra") or {}))
+        return version, manifest, parts
+
+    @classmethod
+    def assemble(
+        cls, index: Any, documents: Iterable[tuple[int, str, str, str | Mapping[str, Any]]], spec: IndexSpec,
+        embedder: Any, auto: bool, batch_size: int, lexical: str | Mapping[str, Any] | LexicalConfig | None,
+    ) -> tuple[int, StoreParts]:
+        """The dimension and parts of :meth:`FaissStore.from_index` (see there), checked."""
+        if getattr(index, "metric_type", None) != faiss_module().METRIC_INNER_PRODUCT:
+            raise ValueError("the index must use inner product (faiss.METRIC_INNER_PRODUCT)")
+        dim = int(index.d)
+        fingerprint = fingerprint_of(embedder)
+        if fingerprint is not None:
+            check_fingerprint(None, dim, embedder, "this store")
+        vectors = VectorIndex(dim, spec, index)
+        docs = Documents.from_rows(documents, batch_size,
+                                   None if lexical is None else LexicalConfig.of(lexical))
+        try:
+            if docs.count != vectors.ntotal:
+                raise ValueError(f"the index holds {index.ntotal} vectors but {docs.count} documents "
+                                 "were given")
+            if docs.count:
+                vectors.check_keys(np.array(docs.key_range(), dtype=np.int64))
+        except BaseException:
+            docs.close()
+            raise
+        return dim, cls(vectors, docs, auto=auto, fingerprint=fingerprint)
 
 
 class FaissStore:
@@ -87,8 +119,12 @@ class FaissStore:
             (``"auto"``), never (``False``).
         expected_size: with ``index="auto"``, pick the index for this many vectors now
             (an IVF choice then needs :meth:`train` before the first :meth:`add`).
+        lexical: the lexical (BM25) index's tokenizer, ``"unicode61"`` (words, diacritics
+            removed) or ``"trigram"``, or a dict / :class:`~qwen3_rag.store.lexical.LexicalConfig`
+            also naming metadata fields to index; ``None``: built at the first lexical search.
         parts: the parts of a store opened or assembled elsewhere (:meth:`load`,
-            :meth:`from_index`); ``index``, ``embedder`` and ``expected_size`` are then unused.
+            :meth:`from_index`); ``index``, ``embedder``, ``expected_size`` and ``lexical`` are
+            then unused.
 
     Vectors are expected L2-normalised (what ``Qwen3Embedder`` returns): scores are inner
     products, i.e. cosine similarities. Re-adding an id replaces its text, vector and metadata.
@@ -104,6 +140,7 @@ class FaissStore:
         embedder: Any = None,
         gpu: bool | str = "auto",
         expected_size: int | None = None,
+        lexical: str | Mapping[str, Any] | LexicalConfig | None = DEFAULT_TOKENIZER,
         parts: StoreParts | None = None,
     ):
         if not isinstance(dim, int) or dim < 1:
@@ -113,7 +150,8 @@ class FaissStore:
             fingerprint = fingerprint_of(embedder)
             if fingerprint is not None:
                 check_fingerprint(None, dim, embedder, "this store")
-            parts = StoreParts(VectorIndex.new(dim, spec), Documents.new(), auto=index == "auto",
+            documents = Documents.new(None if lexical is None else LexicalConfig.of(lexical))
+            parts = StoreParts(VectorIndex.new(dim, spec), documents, auto=index == "auto",
                                fingerprint=fingerprint)
         self.dim = dim
         self.path = Path(path) if path is not None else None
@@ -154,6 +192,11 @@ class FaissStore:
     def index(self) -> Any:
         """The underlying Faiss index (CPU); ``None`` before an IVF index is trained."""
         return self._vectors.index
+
+    @property
+    def lexical(self) -> LexicalConfig | None:
+        """The lexical index's config (``None``: not built yet; the first lexical search builds it)."""
+        return self._documents.lexical
 
     @property
     def gpu(self) -> bool | str:
@@ -251,13 +294,9 @@ class FaissStore:
         when ``force`` is set.
         """
         with self._lock:
-            n = len(self)
             if self.auto:
-                want = IndexSpec.for_size(choose_kind(n), n, self.dim)
-                same = want.kind == self.spec.kind and (
-                    not want.is_ivf or 0.25 <= (self.spec.nlist or 1) / (want.nlist or 1) <= 4
-                )
-                if same and not force:
+                want, suits = auto_spec(self.spec, len(self), self.dim)
+                if suits and not force:
                     return False
             elif not force or self.index is None:
                 return False
@@ -299,37 +338,58 @@ class FaissStore:
 
     def search(
         self,
-        vectors: Any,
+        vectors: Any = None,
         k: int = 4,
         filter: Mapping[str, Any] | None = None,
         score_threshold: float | None = None,
+        *,
+        mode: str = "dense",
+        query: str | Sequence[str] | None = None,
+        alpha: float | None = None,
+        rrf_k: float = DEFAULT_RRF_K,
+        candidates: int | None = None,
     ) -> list[list[Hit]]:
-        """The ``k`` best documents for each query vector, best first.
+        """The ``k`` best documents for each query, best first.
 
         Args:
-            vectors: (n, d) query vectors, or one (d,) vector (still one list of hits back).
-            k: hits per query; fewer only when fewer documents (matching ``filter``) exist.
+            vectors: (n, d) query vectors, or one (d,) vector (still one list of hits back);
+                not needed in lexical mode.
+            k: hits per query; fewer only when fewer documents (matching ``filter``) exist
+                (or, lexically, contain a query word).
             filter: metadata conditions (:mod:`qwen3_rag.store.filters`): ``{"lang": "en"}``,
                 ``{"lang": {"$in": ["en", "fr"]}}``, ``$ne``, ``$gt``, ``$or``, ``$not``...;
                 one it cannot evaluate raises ``FilterError`` (a ``ValueError``). A filtered
                 search still returns ``k`` hits when ``k`` documents match (the store widens
-                the search, then scores them exactly).
-            score_threshold: drop hits scoring below this (cosine similarity).
+                the search, then scores them exactly). Every mode applies it the same way.
+            score_threshold: drop hits scoring below this (cosine similarity in dense mode,
+                BM25 in lexical mode, the fused score in hybrid mode).
+            mode: ``"dense"`` (vectors), ``"lexical"`` (BM25 over the texts) or ``"hybrid"``
+                (both, fused); see :mod:`qwen3_rag.store.modes`. Each hit's ``sources`` name
+                the retrievers that found it, with its rank there.
+            query: the query text (one per query vector), needed in lexical and hybrid mode.
+            alpha, rrf_k, candidates: hybrid only: fuse by ``alpha * dense + (1 - alpha) *
+                lexical`` min-max normalised scores, else by reciprocal rank fusion (rank
+                constant ``rrf_k``), the ``candidates`` best of each (default ``max(4 k, 20)``).
         """
-        q = as_matrix(vectors, self.dim, "query vectors")
-        if not isinstance(k, int) or k < 0:
-            raise ValueError(f"k must be a non-negative int, got {k!r}")
+        plan = SearchPlan.of(self.dim, vectors, k, mode, query, alpha=alpha, rrf_k=rrf_k,
+                             candidates=candidates)
         with self._lock:
-            empty: list[list[Hit]] = [[] for _ in range(len(q))]
-            if k == 0 or self.index is None or len(self) == 0:
-                return empty
-            allowed = self._documents.filter_keys(filter) if filter is not None else None
-            if allowed is not None and len(allowed) == 0:
-                return empty
-            scores, keys = nearest(self._vectors, q, k, count=len(self), allowed=allowed,
-                                         all_keys=self._documents.keys)
-            rows = self._documents.rows(np.unique(keys[keys >= 0]))
-        return hits(scores, keys, rows, k, score_threshold)
+            return plan.run(self._vectors, self._documents, filter, score_threshold)
+
+    def lexical_ids(self) -> list[str]:
+        """The ids of the documents the lexical index holds terms of (read from the FTS5 index
+        itself), in key order; builds the index where there is none."""
+        with self._lock:
+            keys = self._documents.lexical_keys().tolist()
+            rows = self._documents.rows(keys)
+            return [rows[k][0] for k in keys]
+
+    def rebuild_lexical(self, lexical: str | Mapping[str, Any] | LexicalConfig | None = None) -> None:
+        """(Re)build the lexical index, with another tokenizer or fields when given (default:
+        its config, or ``"unicode61"``); :meth:`save` then saves it."""
+        config = LexicalConfig.of(lexical) if lexical is not None else self.lexical or LexicalConfig()
+        with self._lock:
+            self._documents.rebuild_lexical(config)
 
     # ------------------------------------------------------------------ persistence
     def manifest(self) -> dict[str, Any]:
@@ -345,6 +405,7 @@ class FaissStore:
                 "index": self.spec.to_dict(),
                 "auto": self.auto,
                 "embedder": self.fingerprint,
+                "lexical": self.lexical.to_dict() if self.lexical is not None else None,
                 "metric": "inner_product",
                 "created_at": self.created_at,
                 "saved_at": time.time(),
@@ -370,7 +431,7 @@ class FaissStore:
         if target is None:
             raise ValueError("no path: pass save(path) or create the store with path=...")
         with self._lock, writer_lock(target):
-            check_base(self._base, target)
+            check_base(target, self._base)
             if self.auto:
                 self.optimize()
             self._vectors.ensure_index()
@@ -396,12 +457,7 @@ class FaissStore:
         dimension, with a warning that the model isn't checked). Loading needs no lock: readers can
         open a store while one process writes it.
         """
-        version, manifest, vectors, documents = open_version(path, verify)
-        parts = StoreParts(
-            vectors, documents, auto=bool(manifest.get("auto", False)), fingerprint=manifest.get("embedder"),
-            created_at=float(manifest.get("created_at", time.time())),
-            extra=dict(manifest.get("extra") or {}),
-        )
+        version, manifest, parts = StoreParts.open(path, verify)
         store = cls(manifest["dimension"], path, gpu=gpu, parts=parts)
         store._base = (os.path.realpath(path), version)
         store.check_embedder(embedder, check_model=check_model)
@@ -419,6 +475,7 @@ class FaissStore:
         auto: bool = False,
         path: str | os.PathLike[str] | None = None,
         batch_size: int = 8192,
+        lexical: str | Mapping[str, Any] | LexicalConfig | None = DEFAULT_TOKENIZER,
     ) -> FaissStore:
         """A store around a Faiss index built elsewhere (e.g. per-shard indexes merged into one).
 
@@ -431,49 +488,19 @@ class FaissStore:
             spec: the index's :class:`~qwen3_rag.store.IndexSpec` (saved in the manifest).
             embedder: the embedder (or its fingerprint dict) that made the vectors.
             auto: behave as ``index="auto"`` from now on (re-chosen by size on save).
+            lexical: the lexical index (as in :class:`FaissStore`), built once the documents are in.
 
         Raises ``ValueError`` when ids repeat, keys are not those of the index, or a metadata
         text is not a JSON object.
         """
-        if getattr(index, "metric_type", None) != faiss_module().METRIC_INNER_PRODUCT:
-            raise ValueError("the index must use inner product (faiss.METRIC_INNER_PRODUCT)")
-        dim = int(index.d)
-        fingerprint = fingerprint_of(embedder)
-        if fingerprint is not None:
-            check_fingerprint(None, dim, embedder, "this store")
-        vectors = VectorIndex(dim, spec, index)
-        docs = Documents.from_rows(documents, batch_size)
-        try:
-            if docs.count != vectors.ntotal:
-                raise ValueError(f"the index holds {index.ntotal} vectors but {docs.count} documents "
-                                 "were given")
-            if docs.count:
-                vectors.check_keys(np.array(docs.key_range(), dtype=np.int64))
-        except BaseException:
-            docs.close()
-            raise
-        return cls(dim, path, parts=StoreParts(vectors, docs, auto=auto, fingerprint=fingerprint))
+        dim, parts = StoreParts.assemble(index, documents, spec, embedder, auto, batch_size, lexical)
+        return cls(dim, path, parts=parts)
 
     def close(self) -> None:
         """Release the SQLite connection (the store is unusable afterwards)."""
         with self._lock:
             self._documents.close()
             self._vectors.release()
-
-
-def check_base(base: tuple[str, str] | None, target: Path) -> None:
-    """Refuse to overwrite a version that another process saved after a store was loaded from
-    ``base`` (its resolved directory and version)."""
-    if base is None or base[0] != os.path.realpath(target):
-        return
-    try:
-        current = (target / CURRENT).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return
-    if current != base[1]:
-        raise StoreError(f"store {target} was saved by another writer since this store was loaded from "
-                         f"it ({base[1]}, now {current}); saving would lose that change: load "
-                         "it again and repeat the change")
 
 
 __all__ = ["FaissStore", "StoreParts"]

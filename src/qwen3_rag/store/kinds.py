@@ -190,11 +190,20 @@ def spec_for_size(index: str | IndexSpec, n: int, dim: int) -> IndexSpec:
     raise TypeError(f"index must be 'auto', a kind of {INDEX_KINDS} or an IndexSpec, got {index!r}")
 
 
+def auto_spec(current: IndexSpec, n: int, dim: int) -> tuple[IndexSpec, bool]:
+    """The spec ``index="auto"`` wants for ``n`` vectors, and whether ``current`` still suits
+    them (the same kind and, for IVF, a list count within a factor of 4 of the wanted one)."""
+    want = IndexSpec.for_size(choose_kind(n), n, dim)
+    ratio = (current.nlist or 1) / (want.nlist or 1)
+    return want, want.kind == current.kind and (not want.is_ivf or 0.25 <= ratio <= 4)
+
+
 __all__ = [
     "FLAT_MAX",
     "INDEX_KINDS",
     "SQ8_MIN",
     "IndexSpec",
+    "auto_spec",
     "build_index",
     "choose_kind",
     "default_nlist",

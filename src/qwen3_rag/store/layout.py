@@ -184,6 +184,22 @@ def open_version(path: str | os.PathLike[str], verify: str = "checksum") -> tupl
     return vdir.name, manifest, vectors, documents
 
 
+def check_base(target: Path, base: tuple[str, str] | None) -> None:
+    """Refuse to overwrite a version that another process saved after this one was loaded:
+    ``StoreError`` unless ``CURRENT`` of ``target`` still names the version of ``base``
+    (``(real path, version)`` the store was loaded from; ``None``: not loaded)."""
+    if base is None or base[0] != os.path.realpath(target):
+        return
+    try:
+        current = (target / CURRENT).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return
+    if current != base[1]:
+        raise StoreError(f"store {target} was saved by another writer since this store was loaded from "
+                         f"it ({base[1]}, now {current}); saving would lose that change: load "
+                         "it again and repeat the change")
+
+
 def check_count(path: str | os.PathLike[str], manifest: dict[str, Any], count: int) -> None:
     """``StoreError`` unless the documents read are as many as the manifest says."""
     if count != manifest.get("count", count):
@@ -307,6 +323,7 @@ __all__ = [
     "VERIFY_MODES",
     "StoreError",
     "StoreWriteError",
+    "check_base",
     "check_count",
     "checksum",
     "open_version",

@@ -86,6 +86,9 @@ def candidates(req: SearchRequest, state: ServiceState) -> int | None:
     if req.min_confidence is not None and req.rerank is False:
         raise api_error(422, ["body", "min_confidence"], "min_confidence needs rerank (confidence "
                         "comes from the reranker)", "invalid_input")
+    if req.alpha is not None and req.mode != "hybrid":
+        raise api_error(422, ["body", "alpha"], "alpha weighs the retrievers of mode 'hybrid'",
+                        "invalid_input")
     if req.rerank is False:
         return None
     return min(4 * req.top_k, state.limits.max_documents) if req.rerank is True else req.rerank
@@ -93,8 +96,9 @@ def candidates(req: SearchRequest, state: ServiceState) -> int | None:
 
 @router.post("/search", response_model=SearchResponse)
 async def search(req: Search, state: State) -> Any:
-    """Vector search over the store. With ``rerank`` the best vector hits (``true``: 4 ×
-    ``top_k``, an integer: that many) are reranked and the ``top_k`` best by P(yes) returned."""
+    """Dense, lexical or hybrid search over the store (``mode``). With ``rerank`` the best hits
+    (``true``: 4 × ``top_k``, an integer: that many) are reranked and the ``top_k`` best by
+    P(yes) returned."""
     start = time.perf_counter()
     n_candidates = candidates(req, state)
     loop = asyncio.get_running_loop()
@@ -112,6 +116,8 @@ async def search(req: Search, state: State) -> Any:
             rerank_candidates=n_candidates,
             min_confidence=req.min_confidence,
             instruction=req.instruction,
+            mode=req.mode,
+            alpha=req.alpha,
         )
     except (ValueError, TypeError) as e:  # a filter the store rejects, a query too long to rerank
         raise invalid_input(e) from e

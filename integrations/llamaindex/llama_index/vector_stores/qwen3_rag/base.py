@@ -181,10 +181,11 @@ class Qwen3FaissVectorStore(BasePydanticVectorStore):
             self._store.delete([n.node_id for n in self.get_nodes(node_ids, filters)])
 
     def clear(self) -> None:
-        """Remove every node (the store keeps its dimension and recorded embedder)."""
+        """Remove every node (the store keeps its dimension, recorded embedder and lexical config)."""
         if self._store is not None:
             s = self._store
-            self._store = FaissStore(s.dim, path=s.path, index=self.index, embedder=s.fingerprint)
+            self._store = FaissStore(s.dim, path=s.path, index=self.index, embedder=s.fingerprint,
+                                     lexical=s.lexical or "unicode61")
 
     # ------------------------------------------------------------------ reads
     def get_nodes(
@@ -206,22 +207,30 @@ class Qwen3FaissVectorStore(BasePydanticVectorStore):
         return [_node(r.id, r.text, r.metadata) for r in records]
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        """The ``similarity_top_k`` nearest nodes matching ``query.filters`` and ``doc_ids``.
+        """The best nodes matching ``query.filters`` and ``doc_ids``, in the query's mode.
 
-        Keyword ``score_threshold`` (also settable per retriever through
-        ``vector_store_kwargs``) drops results below that cosine similarity. The MMR mode
-        (``VectorStoreQueryMode.MMR``) re-ranks ``mmr_prefetch_factor`` (default 4) times
-        ``similarity_top_k`` filtered candidates with LlamaIndex's own MMR; ``mmr_threshold``
-        (the query's or a keyword, default 0.5) weighs relevance against diversity.
+        Modes: ``DEFAULT`` (the ``similarity_top_k`` nearest by cosine), ``MMR`` (re-ranks
+        ``mmr_prefetch_factor``, default 4, times ``similarity_top_k`` filtered candidates with
+        LlamaIndex's own MMR; ``mmr_threshold``, the query's or a keyword, default 0.5, weighs
+        relevance against diversity), ``SPARSE`` and ``TEXT_SEARCH`` (BM25 over the texts of
+        ``query.query_str``, in the store's lexical index: ``sparse_top_k`` or
+        ``similarity_top_k`` nodes) and ``HYBRID`` (both, fused: reciprocal rank fusion, or with
+        ``query.alpha`` ``alpha * dense + (1 - alpha) * lexical`` normalised scores;
+        ``hybrid_top_k`` or ``similarity_top_k`` nodes). Similarities are the mode's scores
+        (cosine, BM25, fused). Keyword ``score_threshold`` (also settable per retriever through
+        ``vector_store_kwargs``) drops results scoring below it.
         """
         unknown = set(kwargs) - {"score_threshold", "mmr_threshold", "mmr_prefetch_factor"}
         if unknown:
             raise TypeError(f"unknown Qwen3FaissVectorStore.query option(s): {sorted(unknown)}")
-        if query.mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
-            mode = query.mode.value
-            raise ValueError(f"Qwen3FaissVectorStore supports the default dense and MMR modes, not {mode!r}")
-        if query.query_embedding is None:
+        mode = _MODES.get(query.mode)
+        if mode is None:
+            raise ValueError("Qwen3FaissVectorStore supports the default, MMR, sparse, text_search and "
+                             f"hybrid modes, not {query.mode.value!r}")
+        if query.query_embedding is None and mode != "lexical":
             raise ValueError("Qwen3FaissVectorStore.query needs query.query_embedding")
+        if mode != "dense" and not query.query_str:
+            raise ValueError(f"Qwen3FaissVectorStore.query in {query.mode.value} mode needs query.query_str")
         if query.node_ids:
             raise NotImplementedError("Qwen3FaissVectorStore does not restrict queries to node_ids")
         if self._store is None:
@@ -231,12 +240,15 @@ class Qwen3FaissVectorStore(BasePydanticVectorStore):
             parts.append({REF_DOC_KEY: {"$in": list(query.doc_ids)}})
         flt = None if not parts else parts[0] if len(parts) == 1 else {"$and": parts}
         mmr = query.mode == VectorStoreQueryMode.MMR
-        k = query.similarity_top_k * (int(kwargs.get("mmr_prefetch_factor", 4)) if mmr else 1)
-        q = l2_normalize([query.query_embedding])
+        k = _top_k(query) * (int(kwargs.get("mmr_prefetch_factor", 4)) if mmr else 1)
+        q = l2_normalize([query.query_embedding]) if query.query_embedding is not None else None
         threshold = kwargs.get("score_threshold", self.score_threshold)
-        hits = self._store.search(q, k=k, filter=flt, score_threshold=threshold)[0]
+        text = {"query": query.query_str} if mode != "dense" else {}
+        alpha = query.alpha if mode == "hybrid" else None  # a retriever's alpha weighs hybrid queries only
+        hits = self._store.search(None if mode == "lexical" else q, k=k, filter=flt,
+                                  score_threshold=threshold, mode=mode, alpha=alpha, **text)[0]
         scores = [h.score for h in hits]
-        if mmr and hits:
+        if mmr and hits and q is not None:
             ids = [h.id for h in hits]
             scores, ids = get_top_k_mmr_embeddings(
                 q[0].tolist(), self._store.vectors(ids).tolist(), similarity_top_k=query.similarity_top_k,
@@ -289,6 +301,25 @@ class Qwen3FaissVectorStore(BasePydanticVectorStore):
         """Open the store that ``StorageContext.persist(persist_dir)`` wrote."""
         path = Path(persist_dir) / f"{namespace}{NAMESPACE_SEP}{DEFAULT_PERSIST_FNAME}"
         return cls.from_persist_path(path, embed_model=embed_model, **kwargs)
+
+
+_MODES = {
+    VectorStoreQueryMode.DEFAULT: "dense",
+    VectorStoreQueryMode.MMR: "dense",
+    VectorStoreQueryMode.SPARSE: "lexical",
+    VectorStoreQueryMode.TEXT_SEARCH: "lexical",
+    VectorStoreQueryMode.HYBRID: "hybrid",
+}
+"""The core store's search mode of each supported LlamaIndex query mode."""
+
+
+def _top_k(query: VectorStoreQuery) -> int:
+    """How many nodes a query asks for in its mode."""
+    if query.mode == VectorStoreQueryMode.HYBRID and query.hybrid_top_k:
+        return query.hybrid_top_k
+    if query.mode == VectorStoreQueryMode.SPARSE and query.sparse_top_k:
+        return query.sparse_top_k
+    return query.similarity_top_k
 
 
 def _embedder_of(embed_model: Any) -> Any:
