@@ -75,11 +75,14 @@ class SearchResponse:
     reranked: bool = False
     timings_ms: dict[str, float] = field(default_factory=dict)
     """Milliseconds of ``embed``, ``search``, ``rerank`` (when reranked) and ``total``."""
+    mode: str = "dense"
+    """The search mode: ``dense``, ``lexical`` or ``hybrid``."""
 
     def to_dict(self, preview_chars: int | None = None) -> dict[str, Any]:
         """The JSON document of ``qwen3-rag search --json`` and the service's ``POST /search``."""
         return {
             "query": self.query,
+            "mode": self.mode,
             "results": [r.to_dict(preview_chars) for r in self.results],
             "total_found": self.total_found,
             "reranked": self.reranked,
@@ -152,7 +155,7 @@ def search_documents(
         ]
     elapsed = (time.perf_counter() - started) * 1000.0
     return SearchResponse(query, results[:k], total, elapsed, reranked=reranker is not None,
-                          timings_ms={**timings, "total": elapsed})
+                          timings_ms={**timings, "total": elapsed}, mode=mode)
 
 
 __all__ = ["SearchResponse", "SearchResult", "search_documents"]

@@ -355,16 +355,17 @@ class SearchHit(BaseModel):
     text_length: int = Field(description="characters of the full text")
     truncated: bool = Field(description="whether text was cut to preview_chars")
     metadata: dict[str, Any] = Field(description="the document's metadata")
-    relevance_score: float | None = Field(None, description="P(yes), when reranked")
-    confidence: float | None = Field(None, description="|2p-1|, when reranked")
     sources: dict[str, int] = Field(default_factory=dict, description="each retriever that found the "
                                     "document (dense, lexical) and its 1-based rank there")
+    relevance_score: float | None = Field(None, description="P(yes), when reranked")
+    confidence: float | None = Field(None, description="|2p-1|, when reranked")
 
 
 class SearchResponse(BaseModel):
     """Search results, best first."""
 
     query: str = Field(description="the query searched for")
+    mode: str = Field(description="the search mode: dense, lexical or hybrid")
     results: list[SearchHit] = Field(description="best first, at most top_k")
     total_found: int = Field(description="candidates passing every threshold, before the top_k cut")
     reranked: bool = Field(description="whether the results were reranked")
