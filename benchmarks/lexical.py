@@ -50,11 +50,13 @@ def stage(path: Path, texts: list[str]) -> None:
     conn.close()
 
 
-def build(dim: int, vectors: np.ndarray, staged: Path, lexical: str | None, out: Path) -> dict:
+def build(dim: int, vectors: np.ndarray, staged: Path, lexical: str | None, out: Path, index: str) -> dict:
     from qwen3_rag import FaissStore
 
-    store = FaissStore(dim, index="flat", lexical=lexical)
     n = len(vectors)
+    store = FaissStore(dim, index=index, lexical=lexical, expected_size=n)
+    if store.index is None:  # IVF: trained first, as the indexing job does while documents stream
+        store.train(vectors[:100_000], expected_size=n)
     t0 = time.perf_counter()
     bulk = store.bulk_load()
     for a in range(0, n, BATCH):
@@ -94,6 +96,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--index", default="flat", help="the store's index kind (auto: IVF from 200k documents)")
     args = ap.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -108,15 +111,17 @@ def main() -> None:
         if i % 2:
             words.append(f"ID-{int(rng.integers(args.n)):07d}")
         queries.append(" ".join(words))
-    result: dict = {"n": args.n, "dim": args.dim, "words": args.words, "queries": args.queries, "k": args.k,
+    result: dict = {"n": args.n, "dim": args.dim, "index": args.index, "words": args.words,
+                    "queries": args.queries, "k": args.k,
                     "host": f"{platform.node()} ({os.cpu_count()} CPUs)"}
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "staged.sqlite"
         stage(staged, texts)
         for name, lexical in (("without_lexical", None), ("with_lexical", "unicode61")):
-            built = build(args.dim, vectors, staged, lexical, Path(tmp) / name)
+            built = build(args.dim, vectors, staged, lexical, Path(tmp) / name, args.index)
             store = built.pop("store")
             if lexical is not None:
+                result["index_kind"] = store.index_kind
                 result["search"] = latency(store, queries, qv, args.k)
             store.close()
             result[name] = built

@@ -180,3 +180,29 @@ def test_words_in_most_documents_are_left_out_of_the_match(unit):
     assert [(h.id, h.score) for h in both] == [(h.id, h.score) for h in rare]
     assert store.search(k=20, mode="lexical", query="the common")[0] == []
     assert [h.id for h in store.search(k=5, mode="lexical", query="filler 7")[0]] == ["c7"]  # filler: all
+
+
+def test_a_query_whose_words_many_documents_hold_matches_its_rarest_words(unit, monkeypatch):
+    """Past MAX_POSTINGS (word, document) pairs a query keeps its rarest words that fit, at least
+    one; below it the ranking is exact BM25 over every word."""
+    from qwen3_rag.store import lexical
+
+    rng = np.random.default_rng(9)
+    store = FaissStore(4, index="flat")
+    texts = [" ".join(w for w, every in (("alpha", 2), ("beta", 7), ("gamma", 19)) if i % every == 0)
+             + f" filler {i}" for i in range(80)]  # alpha in 40 documents, beta in 12, gamma in 5
+    store.add(texts, unit(rng, 80, 4), ids=[f"g{i}" for i in range(80)])
+
+    def ranked(query: str) -> list[tuple[str, float]]:
+        return [(h.id, round(h.score, 6)) for h in store.search(k=80, mode="lexical", query=query)[0]]
+
+    exact = ranked("alpha beta gamma")
+    assert {i for i, _ in exact} == {f"g{i}" for i in range(80) if not (i % 2 and i % 7 and i % 19)}
+    monkeypatch.setattr(lexical, "MAX_POSTINGS", 17)  # beta and gamma fit (17), alpha does not
+    assert ranked("alpha beta gamma") == ranked("beta gamma") != exact
+    monkeypatch.setattr(lexical, "MAX_POSTINGS", 2)  # not even gamma fits: the rarest word alone
+    assert ranked("alpha beta gamma") == ranked("gamma")
+    assert {h.id for h in store.search(k=80, mode="lexical", query="alpha beta gamma")[0]} == {
+        f"g{i}" for i in range(0, 80, 19)}
+    monkeypatch.setattr(lexical, "MAX_POSTINGS", 1000)
+    assert ranked("alpha beta gamma") == exact

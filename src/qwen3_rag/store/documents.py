@@ -298,8 +298,8 @@ class Documents:
         stamp = (id(self._conn), self._conn.total_changes)  # the term statistics hold until a change
         if self._term_counts[0] != stamp:
             self._term_counts = (stamp, {})
-        frequent = lexical.frequent_words(self._conn, words, self.count, self.lexical, self._term_counts[1])
-        match = lexical.match_expression([w for w in words if w not in frequent], self.lexical)
+        counts = lexical.document_counts(self._conn, words, self.lexical, self._term_counts[1])
+        match = lexical.match_expression(lexical.match_words(words, counts, self.count), self.lexical)
         if match is None or k == 0:
             return []
         where, params = compile_filter(flt) if flt is not None else ("1", [])

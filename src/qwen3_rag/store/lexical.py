@@ -9,9 +9,15 @@ the text) is kept in the table ``lexical_settings`` of the same database.
 Query texts are never parsed as FTS5 syntax: :func:`match_expression` quotes each
 whitespace-separated word of the query as an FTS5 string (a phrase of that word's tokens, so
 ``ERR-4471`` matches those two tokens next to each other) and ORs them, so a document matching
-any word is a candidate and BM25 ranks documents matching more, and rarer, words higher. A
-word found in more than half of the documents is left out (:func:`frequent_words`): BM25 gives
-it no weight (FTS5 floors its IDF at 10⁻⁶), while matching it would score most documents.
+any word is a candidate and BM25 ranks documents matching more, and rarer, words higher.
+
+FTS5 scores every document that holds a word of the match (it has no top-k pruning), so a
+query costs in proportion to how many documents hold its words. :func:`match_words` bounds
+that: a word found in more than half of the documents is left out (BM25 gives it no weight:
+FTS5 floors its IDF at 10⁻⁶), and when the other words are held by more than
+:data:`MAX_POSTINGS` documents in all, only the rarest of them are matched, as many as fit
+(at least the rarest one): the words that single out documents, which is what a lexical
+retriever adds to a dense one. Below that bound the ranking is exact BM25.
 
 Example:
     >>> import sqlite3
@@ -55,6 +61,8 @@ _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _WORD = re.compile(r"\w", re.UNICODE)
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 MAX_FIELDS = 16
+MAX_POSTINGS = 50_000
+"""Most (word, document) pairs a lexical query scores before it keeps only its rarest words."""
 
 
 @dataclass(frozen=True)
@@ -183,36 +191,58 @@ def _token(word: str) -> str | None:
     return tokens[0] if len(tokens) == 1 else None
 
 
-def frequent_words(conn: sqlite3.Connection, words: Sequence[str], count: int, config: LexicalConfig,
-                   cache: dict[str, int] | None = None) -> set[str]:
-    """Those of ``words`` (one token each, with ``unicode61``) that more than half of the
-    ``count`` documents hold: BM25 gives them no weight (an IDF of at most 0, which FTS5 floors
-    at 10⁻⁶). Read from the index's term statistics (``cache``: token → documents, kept by
-    the caller while the index is unchanged)."""
+def document_counts(conn: sqlite3.Connection, words: Sequence[str], config: LexicalConfig,
+                    cache: dict[str, int] | None = None) -> dict[str, int | None]:
+    """How many documents hold each of ``words``, from the index's term statistics (``None``
+    for a word that is not one ``unicode61`` token: a phrase, or any word with ``trigram``;
+    ``cache``: token → documents, kept by the caller while the index is unchanged)."""
     cache = {} if cache is None else cache
-    if config.tokenizer != "unicode61" or not words:
-        return set()
-    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.lexical_rows USING fts5vocab(main, {TABLE}, "
-                 "'row')")
-    frequent = set()
+    counts: dict[str, int | None] = {}
+    if config.tokenizer == "unicode61" and words:
+        conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.lexical_rows USING fts5vocab(main, {TABLE}, "
+                     "'row')")
     for word in words:
-        token = _token(word)
-        if token is None:
-            continue
-        if token not in cache:
+        token = _token(word) if config.tokenizer == "unicode61" else None
+        if token is not None and token not in cache:
             row = conn.execute("SELECT doc FROM temp.lexical_rows WHERE term = ?", (token,)).fetchone()
             cache[token] = 0 if row is None else int(row[0])
-        if 2 * cache[token] > count:
-            frequent.add(word)
-    return frequent
+        counts[word] = None if token is None else cache[token]
+    return counts
+
+
+def match_words(words: Sequence[str], counts: dict[str, int | None], total: int,
+                budget: int | None = None) -> list[str]:
+    """The words of a query the match keeps (see the module's docstring): not those that more
+    than half of the ``total`` documents hold, and, when the rest are held by more than
+    ``budget`` (default :data:`MAX_POSTINGS`) documents in all, the rarest ones that fit (at
+    least one). Words of unknown count (``None``) are kept and not counted.
+
+    Example:
+        >>> match_words(["the", "rare", "common", "ERR-1"],
+        ...             {"the": 900, "rare": 3, "common": 400, "ERR-1": None}, 1000, budget=100)
+        ['rare', 'ERR-1']
+    """
+    budget = MAX_POSTINGS if budget is None else budget
+    usable = [w for w in words if (counts.get(w) or 0) * 2 <= total]
+    if sum(counts.get(w) or 0 for w in usable) <= budget:
+        return usable
+    kept, used = set(), 0
+    for word in sorted(usable, key=lambda w: counts.get(w) or 0):
+        n = counts.get(word) or 0
+        if kept and used + n > budget:
+            break
+        kept.add(word)
+        used += n
+    return [w for w in usable if w in kept]
 
 
 def search(conn: sqlite3.Connection, match: str, k: int, where: str = "1",
            params: Sequence[Any] = ()) -> list[tuple[int, float]]:
     """The ``k`` best ``(key, BM25 score)`` for a MATCH expression (higher is better), among the
     documents of ``docs`` satisfying the SQL condition ``where`` (a compiled filter)."""
+    join = f"JOIN docs ON docs.iid = {TABLE}.rowid " if where != "1" else ""  # only a filter reads docs
     rows = conn.execute(
-        f"SELECT {TABLE}.rowid, -bm25({TABLE}) AS s FROM {TABLE} JOIN docs ON docs.iid = {TABLE}.rowid "
+        f"SELECT {TABLE}.rowid, -bm25({TABLE}) AS s FROM {TABLE} {join}"
         f"WHERE {TABLE} MATCH ? AND {where} ORDER BY s DESC, {TABLE}.rowid LIMIT ?",
         [match, *params, k],
     ).fetchall()
@@ -237,16 +267,18 @@ def check(conn: sqlite3.Connection) -> None:
 __all__ = [
     "DEFAULT_TOKENIZER",
     "MAX_FIELDS",
+    "MAX_POSTINGS",
     "TABLE",
     "TOKENIZERS",
     "LexicalConfig",
     "check",
     "config_of",
     "create",
+    "document_counts",
     "drop",
-    "frequent_words",
     "indexed_keys",
     "match_expression",
+    "match_words",
     "query_words",
     "search",
 ]
