@@ -55,7 +55,7 @@ def build(dim: int, vectors: np.ndarray, staged: Path, lexical: str | None, out:
 
     n = len(vectors)
     store = FaissStore(dim, index=index, lexical=lexical, expected_size=n)
-    if store.index is None:  # IVF: trained first, as the indexing job does while documents stream
+    if store.spec.is_ivf:  # trained first, as the indexing job does while documents stream
         store.train(vectors[:100_000], expected_size=n)
     t0 = time.perf_counter()
     bulk = store.bulk_load()
