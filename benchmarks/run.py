@@ -243,7 +243,7 @@ def ivf_recall(args: argparse.Namespace) -> list[Step]:
 
 
 def lexical(args: argparse.Namespace) -> list[Step]:
-    argv = python(str(HERE / "lexical.py"), "--n", str(args.n))
+    argv = python(str(HERE / "lexical.py"), "--n", str(args.n), "--index", "auto")
     return [Step("store build without and with the lexical index; dense, lexical, hybrid latency", argv)]
 
 
@@ -319,7 +319,7 @@ WORKLOADS = [
     Workload("ivf-recall", "IVF build time and recall, two-level against one k-means", "CPU, faiss",
              ivf_recall, with_n(300_000)),
     Workload("lexical", "the lexical index's build cost and size; dense, lexical and hybrid search latency",
-             "CPU, faiss", lexical, with_n(100_000)),
+             "CPU, faiss", lexical, with_n(1_000_000)),
     Workload("score-noise", "how far bf16 moves reranker scores, against prompt changes", "CPU",
              score_noise),
 ]
