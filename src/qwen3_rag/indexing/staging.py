@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from qwen3_rag.store.documents import table_columns
+
 STAGING = ".indexing.sqlite"
 """The staging database of an interrupted (or running) job, in the store directory."""
 STAGED_VECTORS = ".indexing.vectors"
@@ -64,7 +66,7 @@ class Staging:
             "CREATE TABLE IF NOT EXISTS rows (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, "
             "text TEXT NOT NULL, metadata TEXT NOT NULL, source TEXT, hash TEXT)"
         )
-        if "source" not in [r[1] for r in self.conn.execute("PRAGMA table_info(rows)")]:
+        if "source" not in table_columns(self.conn, "rows"):
             self.conn.execute("ALTER TABLE rows ADD COLUMN source TEXT")  # staged before sources were kept
             self.conn.execute("ALTER TABLE rows ADD COLUMN hash TEXT")
         self.conn.execute("CREATE INDEX IF NOT EXISTS rows_source ON rows (source)")
@@ -105,7 +107,7 @@ class Staging:
 
     def _upgrade(self) -> None:
         """Move staged vectors kept as SQLite BLOBs (column ``rows.vector``) to the vectors file."""
-        if "vector" not in [r[1] for r in self.conn.execute("PRAGMA table_info(rows)")]:
+        if "vector" not in table_columns(self.conn, "rows"):
             return
         with open(self.vectors_path, "wb") as f:
             for (blob,) in self.conn.execute("SELECT vector FROM rows ORDER BY seq"):

@@ -114,9 +114,16 @@ def document_rows(
     return id_list, meta_json
 
 
+def table_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The column names of ``table`` (``schema.table`` for an attached database) in ``conn``."""
+    schema, _, name = table.rpartition(".")
+    pragma = f"PRAGMA {schema}.table_info({name})" if schema else f"PRAGMA table_info({name})"
+    return {r[1] for r in conn.execute(pragma)}
+
+
 def add_source_columns(conn: sqlite3.Connection) -> None:
     """Give table ``docs`` the :data:`SOURCE_COLUMNS` it lacks, and their index."""
-    have = {r[1] for r in conn.execute("PRAGMA table_info(docs)")}
+    have = table_columns(conn, "docs")
     for name, kind in SOURCE_COLUMNS:
         if name not in have:
             conn.execute(f"ALTER TABLE docs ADD COLUMN {name} {kind}")
@@ -279,7 +286,7 @@ class Documents:
         of that id recorded with none (added otherwise, or saved before sources were recorded;
         their hash is ``None``)."""
         arg = (json.dumps(list(sources)),)
-        if "source" not in {r[1] for r in self._conn.execute("PRAGMA table_info(docs)")}:
+        if "source" not in table_columns(self._conn, "docs"):
             return self._conn.execute(
                 "SELECT id, NULL FROM docs WHERE id IN (SELECT value FROM json_each(?))", arg).fetchall()
         return self._conn.execute(
@@ -368,7 +375,7 @@ class Documents:
         conn = self._conn
         conn.execute("ATTACH DATABASE ? AS staged", (os.fspath(db),))
         try:
-            sourced = "source" in {r[1] for r in conn.execute("PRAGMA staged.table_info(rows)")}
+            sourced = "source" in table_columns(conn, "staged.rows")
             columns = "id, text, metadata" + (", source, hash" if sourced else "")
             with conn:
                 replaced = _keys(conn.execute(
@@ -476,4 +483,4 @@ def _checked_rows(batch: list[tuple[int, str, str, str | Mapping[str, Any]]]) ->
 
 __all__ = ["FILTER_OPERATORS", "INDEXED_KEY", "INDEX_SCHEMA", "SCHEMA", "SOURCE_COLUMNS", "SOURCE_INDEX",
            "Documents", "Hit", "LexicalConfig", "Record", "add_source_columns", "compile_filter",
-           "document_rows"]
+           "document_rows", "table_columns"]
